@@ -1,0 +1,2 @@
+// Placeholder: replaced by the analyze CLI.
+int main() { return 1; }

@@ -1,0 +1,2 @@
+// Placeholder: replaced by the capture CLI.
+int main() { return 1; }

@@ -1,0 +1,1 @@
+// Placeholder until the first real source lands; delete then.

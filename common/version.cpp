@@ -1,0 +1,7 @@
+#include "common/version.h"
+
+namespace procsnap {
+
+std::string_view toolVersion() { return PROCSNAP_VERSION; }
+
+} // namespace procsnap

@@ -1,0 +1,10 @@
+# Fails when BINARY depends on a shared LLVM library or contains LLVM symbols.
+execute_process(COMMAND ldd ${BINARY} OUTPUT_VARIABLE deps RESULT_VARIABLE rc)
+if(deps MATCHES "libLLVM")
+  message(FATAL_ERROR "${BINARY} links a shared LLVM library:\n${deps}")
+endif()
+execute_process(COMMAND nm -C ${BINARY} OUTPUT_VARIABLE symbols ERROR_QUIET)
+if(symbols MATCHES "llvm::")
+  message(FATAL_ERROR "${BINARY} contains LLVM symbols")
+endif()
+message(STATUS "${BINARY}: no LLVM")
