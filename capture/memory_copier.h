@@ -1,0 +1,78 @@
+// Copying a frozen target's memory, region by region, without disturbing it: pages pagemap
+// says are absent are never read (reading untouched memory would map the zero page into the
+// TARGET, TECH-NOTES §7), zero-page-backed pages count as not present, all-zero pages are
+// recorded as Zero instead of stored.
+#pragma once
+
+#include "common/archive_writer.h"
+#include "common/result.h"
+#include "common/snapshot_metadata.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <sys/types.h>
+#include <vector>
+
+namespace procsnap {
+
+// Page aligned, contiguous, at most kChunkSize bytes, every page of it non-zero.
+struct CopiedChunk {
+  uint64_t address = 0;
+  std::vector<std::byte> bytes;
+};
+
+using ChunkSink = std::function<Result<void>(CopiedChunk&&)>;
+
+struct CopyStats {
+  uint64_t bytes_copied = 0; // read from the target (stored + zero)
+  uint64_t bytes_zero = 0;
+  uint64_t bytes_not_present = 0;
+  uint64_t bytes_unreadable = 0;
+  uint64_t bytes_lost = 0;
+  uint64_t vm_readv_calls = 0;
+  uint64_t mem_fallback_bytes = 0; // read through /proc/PID/mem
+  bool used_pagemap_scan = false;
+};
+
+class MemoryCopier final {
+public:
+  explicit MemoryCopier(pid_t pid); // opens /proc/PID/pagemap and /proc/PID/mem lazily
+  ~MemoryCopier();
+  MemoryCopier(const MemoryCopier&) = delete;
+  MemoryCopier& operator=(const MemoryCopier&) = delete;
+
+  // Fills region.pages so that it covers [start, end) exactly with runs of Stored / Zero /
+  // NotPresent / Unreadable / Lost, and hands every run of stored bytes to sink in address
+  // order, in pieces of at most kChunkSize. If the target dies, the rest is Lost and the
+  // result is ErrorCode::ProcessGone (region.pages still complete). A sink error stops the
+  // copy and is returned (region.pages then covers the rest as Lost).
+  Result<void> copyRegion(RegionRecord& region, const ChunkSink& sink);
+
+  const CopyStats& stats() const { return stats_; }
+
+private:
+  struct PresentRange {
+    uint64_t start = 0;
+    uint64_t end = 0;
+  };
+
+  Result<void> openFiles();
+  // Present, non-zero-page-backed ranges in [start, end), sorted and merged.
+  Result<std::vector<PresentRange>> presentRanges(uint64_t start, uint64_t end);
+  Result<std::vector<PresentRange>> presentRangesByScan(uint64_t start, uint64_t end);
+  Result<std::vector<PresentRange>> presentRangesByPagemap(uint64_t start, uint64_t end);
+  bool targetGone() const;
+
+  pid_t pid_;
+  int pagemap_fd_ = -1;
+  int mem_fd_ = -1;
+  bool files_opened_ = false;
+  bool scan_supported_ = true; // cleared when PAGEMAP_SCAN fails with ENOTTY/EINVAL
+  bool pfn_visible_ = false;   // pagemap shows PFNs (CAP_SYS_ADMIN): the zero page is known
+  uint64_t zero_pfn_ = 0;      // PFN of the shared zero page, when pfn_visible_ and found
+  bool zero_pfn_known_ = false;
+  CopyStats stats_;
+};
+
+} // namespace procsnap
