@@ -34,10 +34,10 @@ namespace procsnap {
 inline constexpr uint32_t kDefaultCoredumpFilter = 0x33;
 
 struct CapturePolicy {
-  bool all = false;                               // --all: ignore dd and coredump_filter
-  std::optional<std::set<RegionKind>> only_kinds; // --filter KIND,...
-  std::set<RegionKind> exclude_kinds;             // --exclude KIND
-  std::vector<std::string> exclude_paths;         // --exclude PATH substrings / fnmatch globs
+  bool all = false;                                  // --all: ignore dd and coredump_filter
+  std::optional<std::set<RegionKind>> only_kinds;    // --filter KIND,...
+  std::set<RegionKind> exclude_kinds;                // --exclude KIND
+  std::vector<std::string> exclude_paths;            // --exclude PATH substrings / fnmatch globs
   uint32_t coredump_filter = kDefaultCoredumpFilter; // the target's /proc/PID/coredump_filter
 };
 

@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <sys/types.h>
+#include <utility>
 #include <vector>
 
 namespace procsnap {
@@ -48,16 +50,30 @@ public:
   double pauseSeconds() const;
 
 private:
+  // One seized thread and what detaching it needs.
+  struct Tracee {
+    pid_t tid = 0;
+    int emergency_slot = -1; // index in the emergency table, -1 when not recorded there
+    int pending_signal = 0;  // a signal whose delivery our stop intercepted: re-injected
+    bool stopped = false;    // waitpid reported its stop
+  };
+
   FrozenProcess() = default;
+  Result<void> seizeAll(std::chrono::steady_clock::time_point deadline);
+  Result<void> waitForStop(Tracee& tracee, std::chrono::steady_clock::time_point deadline);
+  Result<void> readThreads();
+  Error permissionError(int seize_errno) const;
 
   pid_t pid_ = -1;
-  int slot_ = -1; // index in the emergency table (frozen_process.cpp)
   bool frozen_ = false;
+  std::vector<Tracee> tracees_;
   std::vector<ThreadRecord> threads_;
+  // Every thread seen, with its state before it was stopped ("R", "S", ...). A zombie leader
+  // (its thread exited, the process lives on) is listed but not seized: it cannot stop and
+  // holds no user state. Other zombie threads are about to vanish and are left out.
+  std::vector<std::pair<pid_t, std::string>> seen_;
   std::chrono::steady_clock::time_point first_stop_{};
   std::chrono::steady_clock::time_point thawed_at_{};
-
-  friend class FreezeAttempt;
 };
 
 // Async-signal-safe: detaches every thread of every FrozenProcess currently frozen (a

@@ -11,10 +11,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <sys/types.h>
 #include <vector>
 
 namespace procsnap {
+
+// Bytes read per batch into the copier's scratch buffer before they are cut into chunks: few
+// syscalls, and a buffer that stays warm instead of faulting in fresh memory per chunk.
+inline constexpr uint64_t kCopyBatchBytes = 32u << 20;
 
 // Page aligned, contiguous, at most kChunkSize bytes, every page of it non-zero.
 struct CopiedChunk {
@@ -37,7 +42,9 @@ struct CopyStats {
 
 class MemoryCopier final {
 public:
-  explicit MemoryCopier(pid_t pid); // opens /proc/PID/pagemap and /proc/PID/mem lazily
+  // Opens /proc/PID/pagemap and /proc/PID/mem lazily. allow_pagemap_scan = false reads
+  // pagemap entries instead of using PAGEMAP_SCAN (for comparison and benchmarks).
+  explicit MemoryCopier(pid_t pid, bool allow_pagemap_scan = true);
   ~MemoryCopier();
   MemoryCopier(const MemoryCopier&) = delete;
   MemoryCopier& operator=(const MemoryCopier&) = delete;
@@ -73,6 +80,7 @@ private:
   uint64_t zero_pfn_ = 0;      // PFN of the shared zero page, when pfn_visible_ and found
   bool zero_pfn_known_ = false;
   CopyStats stats_;
+  std::unique_ptr<std::byte[]> scratch_; // kCopyBatchBytes, allocated on first use
 };
 
 } // namespace procsnap

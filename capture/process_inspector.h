@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <sys/types.h>
 #include <vector>
 
@@ -25,7 +26,7 @@ HostInfo readHostInfo();
 Result<std::vector<RegionRecord>> readRegions(pid_t pid,
                                               std::span<const uint64_t> thread_stack_pointers);
 
-// Reads a whole /proc file (size 0 in stat, so read until EOF). Bounded by max_bytes.
-Result<std::string> readProcFile(const std::string& path, size_t max_bytes = 256u << 20);
+// True when /proc/PID is gone or the process is a zombie (its memory is gone).
+bool processExited(pid_t pid);
 
 } // namespace procsnap

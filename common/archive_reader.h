@@ -47,7 +47,7 @@ struct VerifyReport {
   bool index_ok = false;
   uint64_t blocks_intact = 0;
   uint64_t blocks_damaged = 0;
-  uint64_t chunks_checked = 0; // decompressed and content hash compared
+  uint64_t chunks_checked = 0;      // decompressed and content hash compared
   std::vector<BlockReport> damaged; // every damaged block
   uint64_t file_size = 0;
   uint64_t intact_prefix = 0; // bytes from the start up to the first damage or truncation
@@ -60,7 +60,9 @@ enum class OpenMode {
   Salvage, // fall back to scanning blocks when they are not
 };
 
-class ArchiveReader {
+// After open(), every const method may be called from several threads at once (each thread
+// decompresses with its own zstd context).
+class ArchiveReader final {
 public:
   // Maps the file read-only. Errors: NotFound, Malformed ("not a procsnap archive"),
   // Unsupported (newer version), Truncated / Corrupt (Strict mode; Salvage recovers).
@@ -71,11 +73,11 @@ public:
   ArchiveReader& operator=(const ArchiveReader&) = delete;
 
   uint32_t formatVersion() const;
-  bool complete() const;       // opened from an intact trailer and index
-  bool salvaged() const;       // opened by scanning
+  bool complete() const; // opened from an intact trailer and index
+  bool salvaged() const; // opened by scanning
   uint64_t fileSize() const;
 
-  const SnapshotMetadata& metadata() const;    // stats replaced by the STATS block when present
+  const SnapshotMetadata& metadata() const;     // stats replaced by the STATS block when present
   const std::vector<ChunkInfo>& chunks() const; // sorted by address, disjoint
   const ChunkInfo* findChunk(uint64_t address) const; // the chunk containing address, or null
   // Decompresses one chunk and checks its content hash; out must hold chunk.size bytes.

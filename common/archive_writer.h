@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace procsnap {
@@ -24,13 +25,13 @@ uint64_t contentHash(std::span<const std::byte> bytes);
 
 struct CompressedChunk {
   uint64_t address = 0;
-  uint32_t size = 0;         // uncompressed bytes
-  uint64_t content_hash = 0; // contentHash() of the uncompressed bytes
+  uint32_t size = 0;            // uncompressed bytes
+  uint64_t content_hash = 0;    // contentHash() of the uncompressed bytes
   std::vector<std::byte> frame; // one zstd frame
 };
 
 // Not thread-safe: use one per thread.
-class ChunkCompressor {
+class ChunkCompressor final {
 public:
   explicit ChunkCompressor(int level = 3);
   ~ChunkCompressor();
@@ -45,7 +46,7 @@ private:
   int level_;
 };
 
-class ArchiveWriter {
+class ArchiveWriter final {
 public:
   // Does not own fd; never seeks it.
   explicit ArchiveWriter(int fd);
@@ -62,6 +63,11 @@ public:
   Result<void> writeChunk(const CompressedChunk& chunk);
   Result<void> writeStats(const CaptureStats& stats);
   Result<void> finish(); // index block and trailer
+
+  // Marks the capture partial after the METADATA block went out (e.g. the target exited
+  // while chunks were written): recorded in the STATS block and the trailer's flags, and a
+  // reader reports metadata().partial. Call before writeStats()/finish().
+  void setPartial(std::string reason);
 
   uint64_t bytesWritten() const;
 

@@ -109,15 +109,16 @@ Result<std::vector<MapsEntry>> parseMaps(std::string_view text) {
   while (auto line = lines.next()) {
     auto entry = parseMapsLine(*line);
     if (!entry.ok())
-      return Error::make(ErrorCode::Malformed,
-                         "line " + std::to_string(lines.lineNumber()) + ": " + entry.error().message);
+      return Error::make(ErrorCode::Malformed, "line " + std::to_string(lines.lineNumber()) + ": " +
+                                                   entry.error().message);
     if (entry->size() == 0)
       continue;
     if (entry->start < previous_end)
-      return Error::make(ErrorCode::TornRead,
-                         "line " + std::to_string(lines.lineNumber()) + ": entry at " +
-                             hexString(entry->start) + " starts below the end of the previous one " +
-                             hexString(previous_end) + " (the file changed while it was read)");
+      return Error::make(ErrorCode::TornRead, "line " + std::to_string(lines.lineNumber()) +
+                                                  ": entry at " + hexString(entry->start) +
+                                                  " starts below the end of the previous one " +
+                                                  hexString(previous_end) +
+                                                  " (the file changed while it was read)");
     previous_end = entry->end;
     entries.push_back(std::move(entry).value());
   }
@@ -126,8 +127,9 @@ Result<std::vector<MapsEntry>> parseMaps(std::string_view text) {
 
 std::string formatMapsLine(const MapsEntry& entry) {
   char prefix[160];
-  int length = std::snprintf(prefix, sizeof prefix, "%08" PRIx64 "-%08" PRIx64 " %s %08" PRIx64
-                                                    " %02" PRIx32 ":%02" PRIx32 " %" PRIu64 " ",
+  int length = std::snprintf(prefix, sizeof prefix,
+                             "%08" PRIx64 "-%08" PRIx64 " %s %08" PRIx64 " %02" PRIx32 ":%02" PRIx32
+                             " %" PRIu64 " ",
                              entry.start, entry.end, entry.perms.str().c_str(), entry.offset,
                              entry.dev_major, entry.dev_minor, entry.inode);
   std::string line(prefix, static_cast<size_t>(length));

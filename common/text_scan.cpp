@@ -1,6 +1,7 @@
 #include "text_scan.h"
 
 #include <cstdio>
+#include <cstring>
 
 namespace procsnap {
 
@@ -14,7 +15,8 @@ constexpr size_t kMaxQuotedLength = 160;
 
 std::string hexString(uint64_t value) {
   char buffer[24];
-  int length = std::snprintf(buffer, sizeof buffer, "0x%llx", static_cast<unsigned long long>(value));
+  int length =
+      std::snprintf(buffer, sizeof buffer, "0x%llx", static_cast<unsigned long long>(value));
   return std::string(buffer, static_cast<size_t>(length));
 }
 
@@ -38,6 +40,13 @@ std::string quoteForError(std::string_view text) {
   }
   out += cut ? "\"..." : "\"";
   return out;
+}
+
+std::string errnoText(int error_number) {
+  std::string text = std::strerror(error_number);
+  if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z')
+    text[0] = static_cast<char>(text[0] - 'A' + 'a');
+  return text;
 }
 
 std::string_view trimBlanks(std::string_view text) {

@@ -85,6 +85,9 @@ std::string hexString(uint64_t value);
 // Text quoted for a one-line error message: control characters escaped, long text cut.
 std::string quoteForError(std::string_view text);
 
+// strerror(error_number) starting in lowercase, for "cannot open X: no such file or directory".
+std::string errnoText(int error_number);
+
 // Trims spaces and tabs at both ends.
 std::string_view trimBlanks(std::string_view text);
 

@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,7 +21,6 @@
 #include <string_view>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -40,8 +38,8 @@ namespace {
 
 constexpr uint32_t kBssPattern = 0x5a5a5a5a; // word[i] = i ^ kBssPattern
 constexpr size_t kHeapSmallSize = 64;
-constexpr size_t kHeapLargeSize = 6u << 20;  // above glibc's mmap threshold: served by mmap
-constexpr size_t kHeapGrownSize = 8u << 20;  // one per SIGUSR1
+constexpr size_t kHeapLargeSize = 6u << 20;    // above glibc's mmap threshold: served by mmap
+constexpr size_t kHeapGrownSize = 8u << 20;    // one per SIGUSR1
 constexpr size_t kSmallRegionSize = 64u << 10; // PROT_NONE, DONTDUMP, file and memfd regions
 constexpr uint64_t kReservationSize = 32ull << 30;
 constexpr size_t kResidentChunkSize = 64u << 20; // --resident-mb is split into mmaps this large
@@ -50,6 +48,9 @@ constexpr uint64_t kMaxResidentMb = 1u << 20;
 constexpr unsigned kDefaultExitAfterSeconds = 600;
 constexpr size_t kPageSize = 4096;
 constexpr int kWorkerCount = 2;
+constexpr const char* kWorkerNames[kWorkerCount] = {"sample-worker1", "sample-worker2"};
+constexpr const char* kWorkerMarkers[kWorkerCount] = {"procsnap-stack-marker-1",
+                                                      "procsnap-stack-marker-2"};
 constexpr uint64_t kPrngSeed = 0x70726f63736e6170ull; // "procsnap"
 
 constexpr const char* kHeapSmallValue = "procsnap-heap-marker-small";
@@ -73,7 +74,9 @@ volatile uint64_t* const bss_counter = &g_bss_counter;
   std::exit(2);
 }
 
-void dieErrno(const char* what) { die("%s: %s", what, std::strerror(errno)); }
+void dieErrno(const char* what) {
+  die("%s: %s", what, std::strerror(errno));
+}
 
 std::string hex(const void* address) {
   char buffer[32];
@@ -190,15 +193,13 @@ bool g_shutdown = false; // guarded by g_mutex
 
 void* workerMain(void* argument) {
   int index = static_cast<int>(reinterpret_cast<intptr_t>(argument));
-  char name[16];
-  std::snprintf(name, sizeof name, "sample-worker%d", index + 1);
-  pthread_setname_np(pthread_self(), name);
+  pthread_setname_np(pthread_self(), kWorkerNames[index]);
   char marker[64] = {};
-  std::snprintf(marker, sizeof marker, "procsnap-stack-marker-%d", index + 1);
+  std::strcpy(marker, kWorkerMarkers[index]);
 
   pthread_mutex_lock(&g_mutex);
   g_workers[index].tid = gettid();
-  g_workers[index].name = index == 0 ? "sample-worker1" : "sample-worker2";
+  g_workers[index].name = kWorkerNames[index];
   g_workers[index].marker_address = marker;
   g_workers[index].marker = marker;
   ++g_workers_ready;
@@ -359,9 +360,10 @@ char* makeDontdumpRegion() {
 // Fills one page with one of four kinds of content, so compression sees a realistic mix:
 // zero, random, text-like and pointer-like pages, in turn.
 void fillResidentPage(unsigned char* page, uint64_t page_index, Prng& prng) {
-  static constexpr const char* kWords[] = {"alpha ", "beta ",  "gamma ", "delta ", "error ",
-                                           "warn ",  "info ",  "user ",  "request ", "id=",
-                                           "0x7f ",  "true ",  "false ", "null ",  "\n"};
+  // 16 words, so one PRNG draw picks 16 of them (4 bits each).
+  static constexpr std::string_view kWords[16] = {
+      "alpha ", "beta ",    "gamma ", "delta ", "error ", "warn ", "info ", "user ",
+      "id=",    "request ", "0x7f ",  "true ",  "false ", "null ", "ok ",   "\n"};
   switch (page_index % 4) {
   case 0:
     std::memset(page, 0, kPageSize); // a write, so the page is resident but all zero
@@ -375,10 +377,12 @@ void fillResidentPage(unsigned char* page, uint64_t page_index, Prng& prng) {
   case 2: {
     size_t used = 0;
     while (used < kPageSize) {
-      const char* word = kWords[prng.next() % (sizeof kWords / sizeof kWords[0])];
-      size_t take = std::min(kPageSize - used, std::strlen(word));
-      std::memcpy(page + used, word, take);
-      used += take;
+      for (uint64_t draw = prng.next(), n = 0; n < 16 && used < kPageSize; ++n, draw >>= 4) {
+        std::string_view word = kWords[draw & 15];
+        size_t take = std::min(kPageSize - used, word.size());
+        std::memcpy(page + used, word.data(), take);
+        used += take;
+      }
     }
     break;
   }
@@ -422,8 +426,9 @@ char* allocateText(size_t size, std::string_view header, const char* line_format
 Regions makeRegions(const Options& options) {
   Regions regions;
   fillBssArray();
-  regions.heap_small = allocateText(kHeapSmallSize, "", "");
-  std::memset(regions.heap_small, 0, kHeapSmallSize);
+  regions.heap_small = static_cast<char*>(std::calloc(1, kHeapSmallSize));
+  if (regions.heap_small == nullptr)
+    die("out of memory allocating %zu bytes", kHeapSmallSize);
   std::strcpy(regions.heap_small, kHeapSmallValue);
   regions.heap_large = allocateText(kHeapLargeSize, std::string(kHeapLargeValue) + "\n",
                                     "line %06zu procsnap large heap text\n");
@@ -437,7 +442,8 @@ Regions makeRegions(const Options& options) {
   return regions;
 }
 
-// ---- SIGUSR1: mutate -----------------------------------------------------------------------------
+// ---- SIGUSR1: mutate
+// -----------------------------------------------------------------------------
 
 void mutate(Regions& regions, unsigned generation) {
   *data_counter = *data_counter + 1000;
@@ -461,7 +467,8 @@ void mutate(Regions& regions, unsigned generation) {
   regions.heap_grown.push_back({small, 0, value});
 }
 
-// ---- The line of truth ---------------------------------------------------------------------------
+// ---- The line of truth
+// ---------------------------------------------------------------------------
 
 std::string readDataMessage() {
   char message[sizeof g_data_message + 1] = {};
@@ -509,8 +516,7 @@ std::string truthLine(const Regions& regions, const Options& options, unsigned g
   line += ",\"heap_small\":{\"addr\":" + address(regions.heap_small) +
           ",\"value\":" + jsonString(kHeapSmallValue) + "}";
   line += ",\"heap_large\":{\"addr\":" + address(regions.heap_large) +
-          ",\"size\":" + number(kHeapLargeSize) + ",\"value\":" + jsonString(kHeapLargeValue) +
-          "}";
+          ",\"size\":" + number(kHeapLargeSize) + ",\"value\":" + jsonString(kHeapLargeValue) + "}";
   line += ",\"heap_grown\":[";
   for (size_t i = 0; i < regions.heap_grown.size(); ++i) {
     const HeapBlock& block = regions.heap_grown[i];
@@ -534,8 +540,7 @@ std::string truthLine(const Regions& regions, const Options& options, unsigned g
   line += ",\"reservation\":{\"addr\":" + address(regions.reservation) +
           ",\"size\":" + number(kReservationSize) + "}";
   line += ",\"dontdump\":{\"addr\":" + address(regions.dontdump) +
-          ",\"size\":" + number(kSmallRegionSize) + ",\"secret\":" + jsonString(kSecretValue) +
-          "}";
+          ",\"size\":" + number(kSmallRegionSize) + ",\"secret\":" + jsonString(kSecretValue) + "}";
   line += ",\"file_mapping\":{\"addr\":" + address(regions.file_mapping) +
           ",\"size\":" + number(kSmallRegionSize) + ",\"path\":" + jsonString(regions.file_path) +
           ",\"value\":" + jsonString(kFileMappingValue) + "}";
@@ -563,7 +568,8 @@ void printTruth(const Regions& regions, const Options& options, unsigned generat
   }
 }
 
-// ---- Main ----------------------------------------------------------------------------------------
+// ---- Main
+// ----------------------------------------------------------------------------------------
 
 int64_t monotonicMs() {
   timespec now{};
@@ -593,8 +599,7 @@ int main(int argc, char** argv) {
 
   pthread_t workers[kWorkerCount];
   for (int i = 0; i < kWorkerCount; ++i)
-    if (pthread_create(&workers[i], nullptr, workerMain, reinterpret_cast<void*>(intptr_t{i})) !=
-        0)
+    if (pthread_create(&workers[i], nullptr, workerMain, reinterpret_cast<void*>(intptr_t{i})) != 0)
       die("pthread_create failed");
   pthread_t monitor{};
   bool monitor_started = !options.pause_monitor_path.empty();

@@ -1,0 +1,396 @@
+#include "capture/capture_session.h"
+
+#include "capture/capture_policy.h"
+#include "capture/chunk_buffer.h"
+#include "capture/frozen_process.h"
+#include "capture/heap_prefault.h"
+#include "capture/memory_copier.h"
+#include "capture/module_collector.h"
+#include "capture/output_file.h"
+#include "capture/process_inspector.h"
+#include "capture/thread_pool.h"
+#include "common/archive_writer.h"
+#include "common/proc_files.h"
+#include "common/version.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <mutex>
+#include <optional>
+
+namespace procsnap {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Adds the time of a scope to one phase of the stats.
+class PhaseTimer final {
+public:
+  PhaseTimer(CaptureStats& stats, const char* phase)
+      : stats_(stats), phase_(phase), start_(Clock::now()) {}
+  ~PhaseTimer() { stats_.phase_seconds[phase_] += secondsSince(start_); }
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+private:
+  CaptureStats& stats_;
+  const char* phase_;
+  Clock::time_point start_;
+};
+
+std::string formatUtc(int64_t unix_seconds, const char* format) {
+  const time_t t = static_cast<time_t>(unix_seconds);
+  struct tm utc {};
+  ::gmtime_r(&t, &utc);
+  char text[64];
+  const size_t n = std::strftime(text, sizeof text, format, &utc);
+  return std::string(text, n);
+}
+
+// The comm of the target, which also proves it exists before anything is created.
+Result<std::string> readComm(pid_t pid) {
+  auto comm = readProcFile("/proc/" + std::to_string(pid) + "/comm", 4096);
+  if (!comm) {
+    const Error& error = comm.error();
+    if (error.code == ErrorCode::NotFound || error.code == ErrorCode::ProcessGone)
+      return Error::make(ErrorCode::NotFound, "no such process: " + std::to_string(pid));
+    return Error::make(error.code,
+                       "cannot read process " + std::to_string(pid) + ": " + error.message);
+  }
+  std::string text = std::move(*comm);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\0'))
+    text.pop_back();
+  return text;
+}
+
+CapturePolicy policyFrom(const CaptureOptions& options, uint32_t coredump_filter) {
+  CapturePolicy policy;
+  policy.all = options.all;
+  if (!options.only_kinds.empty())
+    policy.only_kinds = std::set<RegionKind>(options.only_kinds.begin(), options.only_kinds.end());
+  policy.exclude_kinds =
+      std::set<RegionKind>(options.exclude_kinds.begin(), options.exclude_kinds.end());
+  policy.exclude_paths = options.exclude_paths;
+  policy.coredump_filter = coredump_filter;
+  return policy;
+}
+
+// Extra heap pre-faulted beyond the target's resident size: its RSS grows a little between
+// this estimate and the freeze, and buffers round up.
+constexpr uint64_t kPrefaultSlack = 32ull << 20;
+
+// VmRSS of the target in bytes, 0 when unknown.
+uint64_t targetResidentBytes(pid_t pid) {
+  auto status = readProcFile("/proc/" + std::to_string(pid) + "/status", 1 << 20);
+  if (!status)
+    return 0;
+  const size_t at = status->find("VmRSS:");
+  if (at == std::string::npos)
+    return 0;
+  return std::strtoull(status->c_str() + at + 6, nullptr, 10) * 1024;
+}
+
+// What the progress line counts for a region: its resident bytes when smaps says (a 32 GiB
+// untouched reservation costs nothing to copy), else its size.
+uint64_t progressWeight(const RegionRecord& region) {
+  if (auto rss_kb = region.smaps.field("Rss"))
+    return *rss_kb * 1024;
+  return region.map().size();
+}
+
+// Byte totals of every non-stored page state, keyed by the state's name.
+std::map<std::string, uint64_t> skippedBytes(const std::vector<RegionRecord>& regions) {
+  std::map<std::string, uint64_t> skipped;
+  for (const RegionRecord& region : regions)
+    for (const PageRun& run : region.pages)
+      if (run.state != PageState::Stored)
+        skipped[std::string(toString(run.state))] += run.end - run.start;
+  return skipped;
+}
+
+// Compresses the buffered chunks on a thread pool and writes them in address order while
+// later ones are still being compressed. Uncompressed bytes are released as soon as their
+// frame exists, frames as soon as they are written, so memory only shrinks.
+class ChunkPipeline final {
+public:
+  ChunkPipeline(ChunkBuffer& buffer, unsigned jobs, int level, Progress& progress)
+      : buffer_(buffer), pool_(jobs), progress_(progress), done_(buffer.entries().size(), 0),
+        errors_(buffer.entries().size()) {
+    for (unsigned i = 0; i < pool_.size(); ++i)
+      compressors_.push_back(std::make_unique<ChunkCompressor>(level));
+  }
+
+  // write(chunk) is called in entry order on the calling thread.
+  Result<void> run(const std::function<Result<void>(const CompressedChunk&)>& write,
+                   CaptureStats& stats) {
+    auto& entries = buffer_.entries();
+    const Clock::time_point start = Clock::now();
+    pool_.start(entries.size(),
+                [this](unsigned worker, size_t item) { compressOne(worker, item); });
+    Result<void> result = success();
+    double write_seconds = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [&] { return done_[i] != 0; });
+        if (errors_[i]) {
+          result = *errors_[i];
+          break;
+        }
+      }
+      ChunkBuffer::Entry& entry = entries[i];
+      const Clock::time_point write_start = Clock::now();
+      auto written = write(*entry.compressed);
+      write_seconds += secondsSince(write_start);
+      stats.bytes_compressed += entry.compressed->frame.size();
+      ++stats.chunks;
+      entry.compressed.reset(); // written: release the frame
+      if (!written) {
+        result = std::move(written).takeError();
+        break;
+      }
+    }
+    cancelled_ = true; // after an error, the remaining items finish at once
+    pool_.wait();
+    stats.phase_seconds["compress"] += secondsSince(start) - write_seconds;
+    stats.phase_seconds["write"] += write_seconds;
+    return result;
+  }
+
+private:
+  void compressOne(unsigned worker, size_t item) {
+    ChunkBuffer::Entry& entry = buffer_.entries()[item];
+    std::optional<Error> error;
+    if (!cancelled_ && !entry.compressed) {
+      auto compressed = compressors_[worker]->compress(entry.address, entry.raw);
+      if (compressed)
+        entry.compressed = std::move(*compressed);
+      else
+        error = std::move(compressed).takeError();
+      std::vector<std::byte>().swap(entry.raw); // release the uncompressed copy
+      progress_.advance(entry.size);
+    }
+    std::lock_guard lock(mutex_);
+    done_[item] = 1;
+    errors_[item] = std::move(error);
+    ready_.notify_all();
+  }
+
+  ChunkBuffer& buffer_;
+  ThreadPool pool_;
+  Progress& progress_;
+  std::vector<std::unique_ptr<ChunkCompressor>> compressors_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::vector<char> done_;
+  std::vector<std::optional<Error>> errors_;
+  std::atomic<bool> cancelled_{false};
+};
+
+} // namespace
+
+Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progress) {
+  CaptureOutcome outcome;
+  outcome.pid = options.pid;
+  CaptureStats& stats = outcome.stats;
+  const int64_t now_unix = static_cast<int64_t>(::time(nullptr));
+
+  // 1. The target exists, and the destination is usable: both checked before the freeze.
+  auto comm = readComm(options.pid);
+  if (!comm)
+    return std::move(comm).takeError();
+  std::unique_ptr<OutputFile> output;
+  {
+    auto opened = options.toStdout()
+                      ? OutputFile::standardOutput()
+                      : OutputFile::create(options.output.empty()
+                                               ? defaultOutputName(*comm, options.pid, now_unix)
+                                               : options.output,
+                                           options.force);
+    if (!opened)
+      return std::move(opened).takeError();
+    output = std::move(*opened);
+  }
+  outcome.output_path = output->path();
+
+  SnapshotMetadata metadata;
+  metadata.tool_version = std::string(toolVersion());
+  metadata.capture_time = formatUtc(now_unix, "%Y-%m-%dT%H:%M:%SZ");
+
+  uint64_t budget = 0;
+  if (options.max_buffer) {
+    budget = *options.max_buffer;
+  } else {
+    auto meminfo = readProcFile("/proc/meminfo");
+    budget = defaultMaxBuffer(meminfo ? *meminfo : std::string());
+  }
+  // Pre-fault about what the copy will hold (the target's resident memory, bounded by the
+  // budget), so the copy writes into mapped pages: this is done before the freeze, so it
+  // costs wall time, not pause.
+  {
+    PhaseTimer timer(stats, "prefault");
+    prefaultHeap(std::min(budget, targetResidentBytes(options.pid) + kPrefaultSlack));
+  }
+
+  // 2. Freeze.
+  progress.phase("freezing");
+  std::unique_ptr<FrozenProcess> frozen;
+  {
+    PhaseTimer timer(stats, "freeze");
+    auto result = FrozenProcess::freeze(options.pid);
+    if (!result)
+      return std::move(result).takeError();
+    frozen = std::move(*result);
+  }
+
+  // 3. Metadata, read while frozen so it matches the memory.
+  progress.phase("reading metadata");
+  {
+    PhaseTimer timer(stats, "metadata");
+    auto process = readProcessInfo(options.pid, options.include_environ);
+    if (!process)
+      return std::move(process).takeError();
+    metadata.process = std::move(*process);
+    metadata.host = readHostInfo();
+    auto regions = readRegions(options.pid, frozen->stackPointers());
+    if (!regions)
+      return std::move(regions).takeError();
+    metadata.regions = std::move(*regions);
+  }
+  metadata.threads = frozen->threads();
+
+  // 4. Copy. Compression only happens here when the budget is exceeded.
+  ChunkBuffer buffer(budget, options.level);
+  MemoryCopier copier(options.pid);
+  const CapturePolicy policy = policyFrom(options, metadata.process.coredump_filter);
+  {
+    PhaseTimer timer(stats, "copy");
+    uint64_t to_copy = 0;
+    std::vector<char> copy_region(metadata.regions.size(), 0);
+    for (size_t i = 0; i < metadata.regions.size(); ++i) {
+      RegionRecord& region = metadata.regions[i];
+      if (auto excluded = regionExclusion(region, policy)) {
+        markWholeRegion(region, *excluded);
+      } else {
+        copy_region[i] = 1;
+        to_copy += progressWeight(region);
+      }
+    }
+    progress.phase("copying", to_copy);
+    const ChunkSink sink = [&buffer](CopiedChunk&& chunk) { return buffer.add(std::move(chunk)); };
+    for (size_t i = 0; i < metadata.regions.size(); ++i) {
+      if (!copy_region[i])
+        continue;
+      RegionRecord& region = metadata.regions[i];
+      if (outcome.partial) {
+        markWholeRegion(region, PageState::Lost);
+        continue;
+      }
+      auto copied = copier.copyRegion(region, sink);
+      progress.advance(progressWeight(region));
+      if (copied)
+        continue;
+      if (copied.error().code != ErrorCode::ProcessGone)
+        return std::move(copied).takeError();
+      outcome.partial = true;
+      outcome.partial_reason = "the target exited during the capture";
+    }
+  }
+  stats.bytes_copied = copier.stats().bytes_copied;
+  stats.compressed_while_frozen = buffer.compressedWhileFrozen();
+
+  // 5. Open the module files while the mappings still exist, then thaw at once.
+  ModuleCollector modules = ModuleCollector::open(options.pid, metadata.regions);
+  {
+    PhaseTimer timer(stats, "thaw");
+    auto thawed = frozen->thaw();
+    if (!thawed && !outcome.partial)
+      metadata.warnings.push_back("thaw: " + thawed.error().message);
+  }
+  stats.pause_seconds = frozen->pauseSeconds();
+  frozen.reset();
+
+  // 6. Module sketches, from the opened files, after the thaw.
+  progress.phase("reading modules");
+  std::vector<ModuleSketch> sketches;
+  {
+    PhaseTimer timer(stats, "modules");
+    sketches = modules.collect(ModuleCollectOptions{options.embed_binaries},
+                               [&buffer](uint64_t address, std::span<std::byte> out) {
+                                 return buffer.read(address, out);
+                               });
+    for (const std::string& warning : modules.warnings())
+      metadata.warnings.push_back(warning);
+    for (const ModuleSketch& sketch : sketches)
+      metadata.modules.push_back(sketch.record);
+  }
+
+  // 7. Statistics known before the chunks are written go into the metadata too.
+  buffer.sortByAddress();
+  metadata.partial = outcome.partial;
+  metadata.partial_reason = outcome.partial_reason;
+  stats.threads = static_cast<uint32_t>(metadata.threads.size());
+  stats.bytes_stored = buffer.storedBytes();
+  stats.bytes_skipped = skippedBytes(metadata.regions);
+  metadata.stats = stats;
+
+  // 8. Write: header, metadata, modules, then chunks as they are compressed.
+  ArchiveWriter writer(output->fd());
+  auto writeFailed = [&](const Error& error) { return output->describeWriteError(error); };
+  {
+    PhaseTimer timer(stats, "write");
+    if (auto r = writer.writeHeader(); !r)
+      return writeFailed(r.error());
+    if (auto r = writer.writeMetadata(metadata); !r)
+      return writeFailed(r.error());
+    for (const ModuleSketch& sketch : sketches)
+      if (auto r = writer.writeModule(sketch); !r)
+        return writeFailed(r.error());
+  }
+  sketches.clear();
+  progress.phase("compressing", buffer.storedBytes());
+  {
+    const unsigned jobs = options.jobs != 0 ? options.jobs : defaultJobCount();
+    ChunkPipeline pipeline(buffer, jobs, options.level, progress);
+    auto written = pipeline.run(
+        [&writer](const CompressedChunk& chunk) { return writer.writeChunk(chunk); }, stats);
+    if (!written) {
+      // A compression failure is not a write failure: keep its own message.
+      if (written.error().code == ErrorCode::NoSpace || written.error().code == ErrorCode::Io)
+        return writeFailed(written.error());
+      return std::move(written).takeError();
+    }
+  }
+  {
+    PhaseTimer timer(stats, "write");
+    // The stats block cannot time its own writing: "write" then excludes it and finish().
+    CaptureStats final_stats = stats;
+    if (auto r = writer.writeStats(final_stats); !r)
+      return writeFailed(r.error());
+    if (auto r = writer.finish(); !r)
+      return writeFailed(r.error());
+  }
+  progress.clear();
+  {
+    PhaseTimer timer(stats, "fsync");
+    if (auto r = output->commit(); !r)
+      return std::move(r).takeError();
+  }
+
+  outcome.archive_bytes = writer.bytesWritten();
+  outcome.regions = static_cast<uint32_t>(metadata.regions.size());
+  outcome.modules = static_cast<uint32_t>(metadata.modules.size());
+  outcome.warnings = metadata.warnings;
+  outcome.exit_code = outcome.partial ? ExitCode::Partial : ExitCode::Success;
+  return outcome;
+}
+
+} // namespace procsnap

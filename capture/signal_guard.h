@@ -1,0 +1,26 @@
+// Makes SIGINT, SIGTERM and SIGHUP safe during a capture: the handler thaws the target
+// (through the emergency callback, which must be async-signal-safe), removes the temporary
+// output file, then re-raises the signal with its default action so the exit status still
+// says what killed us. SIGPIPE is ignored so a closed pipe becomes a write error (EPIPE).
+#pragma once
+
+namespace procsnap {
+
+class SignalGuard final {
+public:
+  using EmergencyAction = void (*)();
+
+  // Installs the handlers. emergency may be null.
+  static void install(EmergencyAction emergency);
+  // Restores the default actions.
+  static void uninstall();
+
+  // The temporary file the handler unlinks (copied into a static buffer; paths longer than
+  // the buffer are not registered). Pass the path as it can be used from the cwd.
+  static void setTemporaryPath(const char* path);
+  static void clearTemporaryPath();
+
+  SignalGuard() = delete;
+};
+
+} // namespace procsnap

@@ -1,0 +1,146 @@
+// Helpers shared by the procsnap-capture end-to-end tests (test_capture_*.cpp): run the real
+// binary, read target memory back out of an archive, wait (bounded) for a target to be
+// running and untraced again.
+#pragma once
+
+#include "common/archive_reader.h"
+#include "tests/support/run_command.h"
+#include "tests/support/sample_process.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <optional>
+#include <spawn.h>
+#include <string>
+#include <string_view>
+#include <sys/wait.h>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace procsnap::test {
+
+// A capture of a sample takes well under a second; anything near this is a hang.
+inline constexpr int kCaptureTimeoutSeconds = 60;
+
+// The binary under test: $PROCSNAP_CAPTURE_BIN when set (e.g. a sanitizer build), else the
+// one this test was built with.
+inline std::string captureBinary() {
+  const char* from_environment = std::getenv("PROCSNAP_CAPTURE_BIN");
+  return from_environment != nullptr && from_environment[0] != '\0' ? from_environment
+                                                                    : PROCSNAP_CAPTURE_BIN;
+}
+
+inline CommandResult runCapture(std::vector<std::string> args) {
+  args.insert(args.begin(), captureBinary());
+  return runCommand(args, kCaptureTimeoutSeconds);
+}
+
+// Bytes [address, address + length) from the archive's chunks, or nullopt when some byte is
+// not stored.
+inline std::optional<std::vector<std::byte>> readMemory(const ArchiveReader& reader,
+                                                        uint64_t address, size_t length) {
+  std::vector<std::byte> out(length);
+  size_t done = 0;
+  std::vector<std::byte> chunk_bytes;
+  while (done < length) {
+    const ChunkInfo* chunk = reader.findChunk(address + done);
+    if (!chunk)
+      return std::nullopt;
+    chunk_bytes.resize(chunk->size);
+    if (!reader.readChunk(*chunk, chunk_bytes).ok())
+      return std::nullopt;
+    const uint64_t offset = address + done - chunk->address;
+    const size_t n = std::min<size_t>(length - done, chunk->size - offset);
+    std::memcpy(out.data() + done, chunk_bytes.data() + offset, n);
+    done += n;
+  }
+  return out;
+}
+
+inline std::optional<std::string> readString(const ArchiveReader& reader, uint64_t address,
+                                             size_t length) {
+  auto bytes = readMemory(reader, address, length);
+  if (!bytes)
+    return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+}
+
+// True when needle occurs in any decompressed chunk.
+inline bool anyChunkContains(const ArchiveReader& reader, std::string_view needle) {
+  std::vector<std::byte> bytes;
+  for (const ChunkInfo& chunk : reader.chunks()) {
+    bytes.resize(chunk.size);
+    if (!reader.readChunk(chunk, bytes).ok())
+      continue;
+    std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (text.find(needle) != std::string_view::npos)
+      return true;
+  }
+  return false;
+}
+
+// Waits (at most timeout) until the sample is neither stopped nor traced.
+inline bool waitRunningUntraced(const SampleProcess& sample, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const std::string state = sample.statusField("State");
+    const std::string tracer = sample.statusField("TracerPid");
+    if (!state.empty() && state[0] != 't' && state[0] != 'T' && tracer == "0")
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// Starts procsnap-capture without waiting, stdout and stderr to /dev/null, so a test can
+// signal it mid-capture. Returns the pid, or -1.
+inline pid_t spawnCapture(const std::vector<std::string>& args) {
+  std::vector<std::string> argv_strings = {captureBinary()};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& arg : argv_strings)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
+    pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+// Waits (bounded) for a spawned child; returns its wait status, or -1 after SIGKILL on
+// timeout.
+inline int waitChild(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  for (;;) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      return status;
+    if (r < 0)
+      return -1;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+} // namespace procsnap::test
