@@ -40,5 +40,6 @@ echo
 echo "== procsnap-analyze sections (the sample's own executable)"
 "$analyze" sections "$archive" --module sample_target
 echo
-echo "== procsnap-analyze strings -n 10 --kind heap (first 20)"
-"$analyze" strings "$archive" -n 10 --kind heap | head -n 20
+echo "== procsnap-analyze strings -n 10 --kind heap (first 20 of them)"
+"$analyze" strings "$archive" -n 10 --kind heap >"$work/strings.txt"
+head -n 20 "$work/strings.txt"
