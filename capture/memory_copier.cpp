@@ -1,5 +1,6 @@
 #include "capture/memory_copier.h"
 
+#include "capture/chunk_assembler.h"
 #include "capture/pagemap_scan.h"
 #include "capture/process_inspector.h"
 #include "common/proc_files.h"
@@ -8,11 +9,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
+#include <optional>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -68,37 +73,200 @@ uint64_t sharedZeroPfn() {
   return pfn;
 }
 
-bool pageIsZero(const std::byte* page) {
-  uint64_t words[8];
-  for (uint64_t offset = 0; offset < kPageSize; offset += sizeof words) {
-    std::memcpy(words, page + offset, sizeof words);
-    if ((words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]) !=
-        0)
-      return false;
-  }
-  return true;
-}
+// Where a piece's bytes come from.
+enum class PieceSource : uint8_t {
+  Memory,        // present in the target: process_vm_readv, else /proc/PID/mem
+  File,          // not present, in a file-backed mapping: the mapped file
+  BeyondFileEnd, // not present, past the mapped file's end: nothing (the target gets SIGBUS)
+};
 
-// Appends [start, end) in state to runs, merging with the last run when it continues it.
-void appendRun(std::vector<PageRun>& runs, uint64_t start, uint64_t end, PageState state) {
-  if (start >= end)
-    return;
-  if (!runs.empty() && runs.back().end == start && runs.back().state == state) {
-    runs.back().end = end;
-    return;
-  }
-  runs.push_back(PageRun{start, end, state});
-}
-
-// A page-aligned part of a present range, at most kChunkSize, read in one piece.
+// A page-aligned part of a region, at most kChunkSize (except BeyondFileEnd), read in one
+// piece.
 struct Piece {
   uint64_t start = 0;
   uint64_t end = 0;
-  std::byte* bytes = nullptr; // in the copier's scratch buffer
+  PieceSource source = PieceSource::Memory;
+  std::byte* bytes = nullptr; // in the copier's scratch buffer; nullptr for BeyondFileEnd
   // Per-page outcome when a fallback read was needed; empty when every page was read.
   std::vector<PageState> page_states;
   uint64_t size() const { return end - start; }
+  void markPage(uint64_t offset, PageState state) {
+    if (page_states.empty())
+      page_states.assign(size() / kPageSize, PageState::Stored);
+    page_states[offset / kPageSize] = state;
+  }
 };
+
+// Shared memory that merely looks file-backed in maps: its not-present pages are untouched
+// shmem (or belong to other processes), not file contents worth reading.
+bool isShmemLike(const MapsEntry& map) {
+  return map.path.starts_with("/memfd:") || map.path.starts_with("/SYSV") ||
+         map.path == "/dev/zero";
+}
+
+// Whether the not-present pages of region are read from its file: a readable mapping of a
+// file (not anonymous, not shmem, not hugetlbfs).
+bool readsMissingPagesFromFile(const RegionRecord& region) {
+  const MapsEntry& map = region.map();
+  return map.inode != 0 && !map.isAnonymous() && !map.path.empty() && map.path.front() == '/' &&
+         !isShmemLike(map) && region.kind != RegionKind::SharedAnon &&
+         !region.smaps.hasVmFlag("ht") && (map.perms.read || map.perms.execute);
+}
+
+// The file behind a file-backed region, open for reading its not-present pages.
+class BackingFile final {
+public:
+  BackingFile() = default;
+  ~BackingFile() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+  BackingFile(const BackingFile&) = delete;
+  BackingFile& operator=(const BackingFile&) = delete;
+
+  // Through /proc/PID/map_files/START-END (the very file mapped, even deleted or replaced on
+  // disk; needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else through the path when its
+  // device and inode are the mapping's. Returns false with problem() set when neither works,
+  // false with problem() empty when the file is not a regular file (a device: never read).
+  bool open(pid_t pid, const MapsEntry& map) {
+    char map_files[96];
+    std::snprintf(map_files, sizeof map_files, "/proc/%d/map_files/%llx-%llx",
+                  static_cast<int>(pid), static_cast<unsigned long long>(map.start),
+                  static_cast<unsigned long long>(map.end));
+    // O_NONBLOCK: never block on a FIFO or device that turns out to be mapped.
+    constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    fd_ = ::open(map_files, kFlags);
+    const int map_files_errno = errno;
+    struct stat st {};
+    if (fd_ >= 0) {
+      if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+      size_ = static_cast<uint64_t>(st.st_size);
+      return true;
+    }
+    const std::string why_not = std::string(map_files) + ": " + std::strerror(map_files_errno);
+    if (map.deleted) {
+      problem_ = "not-present pages not read: cannot open " + why_not + " and the file is deleted";
+      return false;
+    }
+    fd_ = ::open(map.path.c_str(), kFlags);
+    if (fd_ < 0) {
+      problem_ = "not-present pages not read: cannot open " + why_not + " nor " + map.path + ": " +
+                 std::strerror(errno);
+      return false;
+    }
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode))
+      return false;
+    if (st.st_ino != map.inode || major(st.st_dev) != map.dev_major ||
+        minor(st.st_dev) != map.dev_minor) {
+      problem_ = "not-present pages not read: " + map.path +
+                 " is no longer the mapped file (device or inode differs) and " + why_not;
+      return false;
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+    return true;
+  }
+
+  int fd() const { return fd_; }
+  uint64_t size() const { return size_; }
+  const std::string& problem() const { return problem_; }
+
+private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::string problem_;
+};
+
+void addNote(RegionRecord& region, const std::string& note) {
+  region.note += region.note.empty() ? note : "; " + note;
+}
+
+// Reads the Memory pieces from the target: process_vm_readv over as many pieces as it takes;
+// what it refuses goes through /proc/PID/mem, page by page where that fails too. Returns the
+// address where the target was found gone, or nullopt when it was not.
+std::optional<uint64_t> readFromTarget(pid_t pid, int mem_fd, const std::vector<Piece*>& pieces,
+                                       CopyStats& stats) {
+  std::vector<iovec> local;
+  std::vector<iovec> remote;
+  size_t index = 0;
+  uint64_t offset_in_piece = 0; // of pieces[index]
+  while (index < pieces.size()) {
+    local.clear();
+    remote.clear();
+    for (size_t i = index; i < pieces.size(); ++i) {
+      const uint64_t skip = i == index ? offset_in_piece : 0;
+      local.push_back(iovec{pieces[i]->bytes + skip, pieces[i]->size() - skip});
+      remote.push_back(
+          iovec{reinterpret_cast<void*>(static_cast<uintptr_t>(pieces[i]->start + skip)),
+                pieces[i]->size() - skip});
+    }
+    ++stats.vm_readv_calls;
+    const ssize_t got =
+        ::process_vm_readv(pid, local.data(), local.size(), remote.data(), remote.size(), 0);
+    if (got < 0 && errno == ESRCH)
+      return pieces[index]->start + offset_in_piece;
+    uint64_t remaining = got > 0 ? static_cast<uint64_t>(got) : 0;
+    while (index < pieces.size() && remaining >= pieces[index]->size() - offset_in_piece) {
+      remaining -= pieces[index]->size() - offset_in_piece;
+      ++index;
+      offset_in_piece = 0;
+    }
+    if (index >= pieces.size())
+      break;
+    offset_in_piece += remaining;
+    // process_vm_readv stops at the first page it cannot read (EFAULT on PROT_NONE, ...):
+    // read the rest of this piece through /proc/PID/mem, page by page where that fails.
+    Piece& piece = *pieces[index];
+    uint64_t at = offset_in_piece - offset_in_piece % kPageSize;
+    while (at < piece.size()) {
+      const ssize_t read = ::pread(mem_fd, piece.bytes + at, piece.size() - at,
+                                   static_cast<off_t>(piece.start + at));
+      if (read > 0) {
+        stats.mem_fallback_bytes += static_cast<uint64_t>(read);
+        at += static_cast<uint64_t>(read);
+        continue;
+      }
+      const int read_err = read < 0 ? errno : 0;
+      if (read < 0 && read_err == EINTR)
+        continue;
+      if (read == 0 || read_err == ESRCH || processExited(pid))
+        return piece.start + at;
+      piece.markPage(at, PageState::Unreadable);
+      at = (at / kPageSize + 1) * kPageSize;
+    }
+    ++index;
+    offset_in_piece = 0;
+  }
+  return std::nullopt;
+}
+
+// Reads a File piece from the mapped file at the mapping's offset. A page the file ends in
+// gets zeros after the end (as the kernel fills it); whole pages past the end (the file
+// shrank since it was measured) and pages the read fails on are Unreadable.
+void readFromFile(const BackingFile& file, const MapsEntry& map, Piece& piece, CopyStats& stats) {
+  const uint64_t file_offset = map.offset + (piece.start - map.start);
+  uint64_t at = 0;
+  while (at < piece.size()) {
+    const ssize_t read = ::pread(file.fd(), piece.bytes + at, piece.size() - at,
+                                 static_cast<off_t>(file_offset + at));
+    if (read > 0) {
+      stats.bytes_from_file += static_cast<uint64_t>(read);
+      at += static_cast<uint64_t>(read);
+      continue;
+    }
+    if (read < 0 && errno == EINTR)
+      continue;
+    if (read == 0) {
+      const uint64_t page_end = (at + kPageSize - 1) / kPageSize * kPageSize;
+      std::memset(piece.bytes + at, 0, page_end - at);
+      for (uint64_t page = page_end; page < piece.size(); page += kPageSize)
+        piece.markPage(page, PageState::Unreadable);
+      return;
+    }
+    piece.markPage(at, PageState::Unreadable); // an I/O error on this page
+    at = (at / kPageSize + 1) * kPageSize;
+  }
+}
 
 } // namespace
 
@@ -245,10 +413,12 @@ Result<std::vector<MemoryCopier::PresentRange>> MemoryCopier::presentRangesByPag
 }
 
 Result<void> MemoryCopier::copyRegion(RegionRecord& region, const ChunkSink& sink) {
-  const uint64_t region_start = region.map().start;
-  const uint64_t region_end = region.map().end;
+  const MapsEntry& map = region.map();
+  const uint64_t region_start = map.start;
+  const uint64_t region_end = map.end;
   std::vector<PageRun>& runs = region.pages;
   runs.clear();
+  ChunkAssembler assembler(runs, sink, region_start);
 
   // Accounts the finished runs in the stats, whatever way the copy ends.
   auto finish = [&](Result<void> result) -> Result<void> {
@@ -277,8 +447,14 @@ Result<void> MemoryCopier::copyRegion(RegionRecord& region, const ChunkSink& sin
     }
     return result;
   };
-  auto gone = [&](uint64_t from) -> Result<void> {
-    appendRun(runs, from, region_end, PageState::Lost);
+  auto sinkFailed = [&](Error error) -> Result<void> {
+    assembler.markLostAfterSinkError(region_end);
+    return finish(std::move(error));
+  };
+  // The target died: what was not handed on yet is Lost.
+  auto gone = [&]() -> Result<void> {
+    if (auto ended = assembler.addRange(region_end, PageState::Lost); !ended)
+      return sinkFailed(std::move(ended).takeError());
     return finish(Error::make(ErrorCode::ProcessGone,
                               "process " + std::to_string(pid_) + " exited during the copy"));
   };
@@ -290,165 +466,123 @@ Result<void> MemoryCopier::copyRegion(RegionRecord& region, const ChunkSink& sin
 
   if (auto opened = openFiles(); !opened) {
     if (opened.error().code == ErrorCode::ProcessGone)
-      return gone(region_start);
+      return gone();
     return opened;
   }
   auto ranges = presentRanges(region_start, region_end);
   if (!ranges) {
     if (ranges.error().code == ErrorCode::ProcessGone)
-      return gone(region_start);
+      return gone();
     return std::move(ranges).takeError();
   }
 
-  if (!scratch_ && !ranges->empty())
-    scratch_ = std::make_unique_for_overwrite<std::byte[]>(kCopyBatchBytes);
-
-  // Cut the present ranges into pieces of at most kChunkSize, in address order.
-  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  // The mapped file, opened once per region, when the target has not faulted in all of it.
+  uint64_t present_bytes = 0;
   for (const PresentRange& range : *ranges)
-    for (uint64_t at = range.start; at < range.end; at += kChunkSize)
-      spans.emplace_back(at, std::min<uint64_t>(at + kChunkSize, range.end));
+    present_bytes += range.end - range.start;
+  BackingFile file;
+  bool use_file = false;
+  uint64_t file_data_end = region_start; // pages from here on are past the file's end
+  if (present_bytes < region_end - region_start && readsMissingPagesFromFile(region)) {
+    use_file = file.open(pid_, map);
+    if (!use_file && !file.problem().empty())
+      addNote(region, file.problem());
+    if (use_file && file.size() > map.offset) {
+      const uint64_t file_bytes = file.size() - map.offset;
+      file_data_end = file_bytes >= region_end - region_start
+                          ? region_end
+                          : region_start + (file_bytes + kPageSize - 1) / kPageSize * kPageSize;
+    }
+  }
 
-  uint64_t position = region_start; // everything below is in runs
-  std::vector<Piece> batch;
-  std::vector<iovec> local;
-  std::vector<iovec> remote;
-  size_t next_span = 0;
-  while (next_span < spans.size()) {
-    // Gather one batch.
-    batch.clear();
+  // The pieces to read, in address order: present ranges from the target, the gaps between
+  // them from the file (or not at all), each cut to at most kChunkSize.
+  std::vector<Piece> pieces;
+  auto addPieces = [&](uint64_t from, uint64_t to, PieceSource source) {
+    const uint64_t step = source == PieceSource::BeyondFileEnd ? to - from : kChunkSize;
+    for (uint64_t at = from; at < to; at += step)
+      pieces.push_back(Piece{at, std::min(to, at + step), source, nullptr, {}});
+  };
+  uint64_t beyond_file_end = 0;
+  auto addGap = [&](uint64_t from, uint64_t to) {
+    if (!use_file)
+      return; // NotPresent
+    addPieces(from, std::min(to, std::max(from, file_data_end)), PieceSource::File);
+    addPieces(std::max(from, file_data_end), to, PieceSource::BeyondFileEnd);
+    if (to > std::max(from, file_data_end))
+      beyond_file_end += to - std::max(from, file_data_end);
+  };
+  uint64_t cursor = region_start;
+  for (const PresentRange& range : *ranges) {
+    addGap(cursor, range.start);
+    addPieces(range.start, range.end, PieceSource::Memory);
+    cursor = range.end;
+  }
+  addGap(cursor, region_end);
+  if (beyond_file_end != 0)
+    addNote(region, std::to_string(beyond_file_end) +
+                        " bytes past the end of the mapped file are unreadable (the target "
+                        "would get SIGBUS)");
+
+  std::vector<Piece*> from_target;
+  size_t next = 0;
+  while (next < pieces.size()) {
+    // Gather one batch: at most kCopyBatchBytes to read, at most kMaxIovecs pieces.
+    const size_t first = next;
     uint64_t batch_bytes = 0;
-    while (next_span < spans.size() && batch.size() < kMaxIovecs &&
-           batch_bytes + (spans[next_span].second - spans[next_span].first) <= kCopyBatchBytes) {
-      Piece piece;
-      piece.start = spans[next_span].first;
-      piece.end = spans[next_span].second;
-      piece.bytes = scratch_.get() + batch_bytes;
-      batch_bytes += piece.size();
-      batch.push_back(std::move(piece));
-      ++next_span;
-    }
-
-    // Read it: process_vm_readv over as many pieces as it takes; what it refuses goes
-    // through /proc/PID/mem.
-    bool target_gone = false;
-    uint64_t gone_at = 0;
-    size_t index = 0;
-    uint64_t offset_in_piece = 0; // of batch[index]
-    while (index < batch.size() && !target_gone) {
-      local.clear();
-      remote.clear();
-      for (size_t i = index; i < batch.size(); ++i) {
-        const uint64_t skip = i == index ? offset_in_piece : 0;
-        local.push_back(iovec{batch[i].bytes + skip, batch[i].size() - skip});
-        remote.push_back(
-            iovec{reinterpret_cast<void*>(static_cast<uintptr_t>(batch[i].start + skip)),
-                  batch[i].size() - skip});
-      }
-      ++stats_.vm_readv_calls;
-      const ssize_t got =
-          ::process_vm_readv(pid_, local.data(), local.size(), remote.data(), remote.size(), 0);
-      const int err = got < 0 ? errno : 0;
-      if (got < 0 && err == ESRCH) {
-        target_gone = true;
-        gone_at = batch[index].start + offset_in_piece;
-        break;
-      }
-      uint64_t remaining = got > 0 ? static_cast<uint64_t>(got) : 0;
-      while (index < batch.size() && remaining >= batch[index].size() - offset_in_piece) {
-        remaining -= batch[index].size() - offset_in_piece;
-        ++index;
-        offset_in_piece = 0;
-      }
-      if (index >= batch.size())
-        break;
-      offset_in_piece += remaining;
-      // process_vm_readv stops at the first page it cannot read (EFAULT on PROT_NONE, ...):
-      // read the rest of this piece through /proc/PID/mem, page by page where that fails.
-      Piece& piece = batch[index];
-      offset_in_piece -= offset_in_piece % kPageSize;
-      piece.page_states.assign(piece.size() / kPageSize, PageState::Stored);
-      uint64_t at = offset_in_piece;
-      while (at < piece.size()) {
-        const ssize_t read = ::pread(mem_fd_, piece.bytes + at, piece.size() - at,
-                                     static_cast<off_t>(piece.start + at));
-        if (read > 0) {
-          stats_.mem_fallback_bytes += static_cast<uint64_t>(read);
-          at += static_cast<uint64_t>(read);
-          continue;
-        }
-        const int read_err = read < 0 ? errno : 0;
-        if (read < 0 && read_err == EINTR)
-          continue;
-        if (read == 0 || read_err == ESRCH || targetGone()) {
-          target_gone = true;
-          gone_at = piece.start + at;
+    from_target.clear();
+    while (next < pieces.size() && next - first < kMaxIovecs) {
+      Piece& piece = pieces[next];
+      if (piece.source != PieceSource::BeyondFileEnd) {
+        if (batch_bytes + piece.size() > kCopyBatchBytes)
           break;
-        }
-        piece.page_states[at / kPageSize] = PageState::Unreadable;
-        at = (at / kPageSize + 1) * kPageSize;
+        if (!scratch_)
+          scratch_ = std::make_unique_for_overwrite<std::byte[]>(kCopyBatchBytes);
+        piece.bytes = scratch_.get() + batch_bytes;
+        batch_bytes += piece.size();
+        if (piece.source == PieceSource::Memory)
+          from_target.push_back(&piece);
       }
-      ++index;
-      offset_in_piece = 0;
+      ++next;
     }
 
-    // Emit the batch in address order: gaps are NotPresent, pages are Stored or Zero.
-    for (Piece& piece : batch) {
-      if (target_gone && piece.start >= gone_at)
+    const std::optional<uint64_t> gone_at = readFromTarget(pid_, mem_fd_, from_target, stats_);
+    for (size_t i = first; i < next; ++i)
+      if (pieces[i].source == PieceSource::File && (!gone_at || pieces[i].start < *gone_at))
+        readFromFile(file, map, pieces[i], stats_);
+
+    // Hand the batch on in address order; gaps between pieces are NotPresent.
+    for (size_t i = first; i < next; ++i) {
+      const Piece& piece = pieces[i];
+      if (gone_at && piece.start >= *gone_at)
         break;
-      appendRun(runs, position, piece.start, PageState::NotPresent);
+      if (auto added = assembler.addRange(piece.start, PageState::NotPresent); !added)
+        return sinkFailed(std::move(added).takeError());
       const uint64_t piece_end =
-          target_gone ? std::min(piece.end, gone_at - gone_at % kPageSize) : piece.end;
-      const size_t pages = (piece_end - piece.start) / kPageSize;
-      // Decide every page, then send each run of stored pages as one chunk.
-      size_t page = 0;
-      bool whole_piece_stored = piece_end == piece.end;
-      std::vector<PageState> states(pages);
-      for (size_t i = 0; i < pages; ++i) {
-        if (!piece.page_states.empty() && piece.page_states[i] != PageState::Stored)
-          states[i] = piece.page_states[i];
-        else
-          states[i] = pageIsZero(piece.bytes + i * kPageSize) ? PageState::Zero : PageState::Stored;
-        if (states[i] != PageState::Stored)
-          whole_piece_stored = false;
-      }
-      if (whole_piece_stored && pages > 0) {
-        appendRun(runs, piece.start, piece.end, PageState::Stored);
-        position = piece.end;
-        CopiedChunk chunk;
-        chunk.address = piece.start;
-        chunk.bytes.assign(piece.bytes, piece.bytes + piece.size());
-        if (auto sent = sink(std::move(chunk)); !sent) {
-          appendRun(runs, position, region_end, PageState::Lost);
-          return finish(std::move(sent).takeError());
-        }
+          gone_at ? std::min(piece.end, *gone_at - *gone_at % kPageSize) : piece.end;
+      if (piece.source == PieceSource::BeyondFileEnd) {
+        if (auto added = assembler.addRange(piece_end, PageState::Unreadable); !added)
+          return sinkFailed(std::move(added).takeError());
         continue;
       }
-      while (page < pages) {
-        size_t run_end = page + 1;
-        while (run_end < pages && states[run_end] == states[page])
-          ++run_end;
-        const uint64_t run_start_address = piece.start + page * kPageSize;
-        const uint64_t run_end_address = piece.start + run_end * kPageSize;
-        appendRun(runs, run_start_address, run_end_address, states[page]);
-        position = run_end_address;
-        if (states[page] == PageState::Stored) {
-          CopiedChunk chunk;
-          chunk.address = run_start_address;
-          chunk.bytes.assign(piece.bytes + page * kPageSize, piece.bytes + run_end * kPageSize);
-          if (auto sent = sink(std::move(chunk)); !sent) {
-            appendRun(runs, position, region_end, PageState::Lost);
-            return finish(std::move(sent).takeError());
-          }
-        }
-        page = run_end;
+      for (uint64_t offset = 0; piece.start + offset < piece_end; offset += kPageSize) {
+        const PageState state =
+            piece.page_states.empty() ? PageState::Stored : piece.page_states[offset / kPageSize];
+        auto added = state == PageState::Stored
+                         ? assembler.addReadPage(piece.bytes + offset)
+                         : assembler.addRange(piece.start + offset + kPageSize, state);
+        if (!added)
+          return sinkFailed(std::move(added).takeError());
       }
-      position = std::max(position, piece_end);
     }
-    if (target_gone)
-      return gone(std::max(position, region_start));
+    assembler.releaseBuffers(); // the next batch reuses the scratch buffer
+    if (gone_at)
+      return gone();
   }
-  appendRun(runs, position, region_end, PageState::NotPresent);
+  if (auto ended = assembler.addRange(region_end, PageState::NotPresent); !ended)
+    return sinkFailed(std::move(ended).takeError());
+  if (auto finished = assembler.finish(); !finished)
+    return sinkFailed(std::move(finished).takeError());
   return finish(success());
 }
 

@@ -1,7 +1,10 @@
 // Copying a frozen target's memory, region by region, without disturbing it: pages pagemap
-// says are absent are never read (reading untouched memory would map the zero page into the
-// TARGET, TECH-NOTES §7), zero-page-backed pages count as not present, all-zero pages are
-// recorded as Zero instead of stored.
+// says are absent are never read from the target (reading untouched memory would map the
+// zero page into the TARGET, TECH-NOTES §7), and zero-page-backed pages count as not present.
+// In a file-backed mapping, the pages the target has not faulted in are read from the mapped
+// file itself (/proc/PID/map_files, which leaves the target's page tables alone), so module
+// text and untouched file mappings are in the archive. Long runs of all-zero pages are
+// recorded as Zero instead of stored; short ones stay inside their chunk (chunk_assembler.h).
 #pragma once
 
 #include "common/archive_writer.h"
@@ -21,7 +24,8 @@ namespace procsnap {
 // syscalls, and a buffer that stays warm instead of faulting in fresh memory per chunk.
 inline constexpr uint64_t kCopyBatchBytes = 32u << 20;
 
-// Page aligned, contiguous, at most kChunkSize bytes, every page of it non-zero.
+// Page aligned, contiguous, at most kChunkSize bytes. Its zero pages, if any, belong to runs
+// of fewer than kMinZeroRunPages (chunk_assembler.h) between two non-zero pages.
 struct CopiedChunk {
   uint64_t address = 0;
   std::vector<std::byte> bytes;
@@ -30,7 +34,8 @@ struct CopiedChunk {
 using ChunkSink = std::function<Result<void>(CopiedChunk&&)>;
 
 struct CopyStats {
-  uint64_t bytes_copied = 0; // read from the target (stored + zero)
+  uint64_t bytes_copied = 0;    // read from the target or its mapped files (stored + zero)
+  uint64_t bytes_from_file = 0; // read from mapped files: pages the target had not faulted in
   uint64_t bytes_zero = 0;
   uint64_t bytes_not_present = 0;
   uint64_t bytes_unreadable = 0;
@@ -51,9 +56,12 @@ public:
 
   // Fills region.pages so that it covers [start, end) exactly with runs of Stored / Zero /
   // NotPresent / Unreadable / Lost, and hands every run of stored bytes to sink in address
-  // order, in pieces of at most kChunkSize. If the target dies, the rest is Lost and the
-  // result is ErrorCode::ProcessGone (region.pages still complete). A sink error stops the
-  // copy and is returned (region.pages then covers the rest as Lost).
+  // order, in pieces of at most kChunkSize. Not-present pages of a readable file-backed
+  // mapping are read from the file (pages past its end are Unreadable: the target would get
+  // SIGBUS); when the file cannot be opened they stay NotPresent and region.note says why.
+  // If the target dies, the rest is Lost and the result is ErrorCode::ProcessGone
+  // (region.pages still complete). A sink error stops the copy and is returned
+  // (region.pages then covers the refused chunk and the rest as Lost).
   Result<void> copyRegion(RegionRecord& region, const ChunkSink& sink);
 
   const CopyStats& stats() const { return stats_; }
