@@ -101,10 +101,23 @@ std::string regionLocation(const RegionRecord& region) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::string padded(std::string text, size_t width) {
+void appendPadded(std::string& out, const std::string& text, size_t width) {
+  out += text;
   if (text.size() < width)
-    text.append(width - text.size(), ' ');
-  return text;
+    out.append(width - text.size(), ' ');
+}
+
+// Appends value as hexString spells it ("0x1a2b"), without snprintf and a temporary.
+void appendHex(std::string& out, uint64_t value) {
+  char digits[16];
+  size_t count = 0;
+  do {
+    digits[count++] = "0123456789abcdef"[value & 0xf];
+    value >>= 4;
+  } while (value != 0);
+  out += "0x";
+  while (count > 0)
+    out += digits[--count];
 }
 
 class StringsCommand final {
@@ -206,20 +219,36 @@ private:
       printer_.printBool("truncated", found.truncated);
       return;
     }
-    std::string location;
+    // Text: one line per hit, built in a reused buffer (millions of hits on big regions).
+    line_.clear();
+    appendHex(line_, found.offset);
+    line_ += "  ";
+    appendPadded(line_, region_kind_, kKindColumnWidth);
+    line_ += "  ";
     if (region_in_module_) {
-      location = (info.module_name.empty() ? "<?>" : info.module_name) + ":" +
-                 (info.section.empty() ? "<?>" : info.section);
-      if (!symbol.empty())
-        location += " <" + symbol + ">";
+      size_t location_start = line_.size();
+      line_ += info.module_name.empty() ? "<?>" : info.module_name;
+      line_ += ':';
+      line_ += info.section.empty() ? "<?>" : info.section;
+      if (!symbol.empty()) {
+        line_ += " <";
+        line_ += symbol;
+        line_ += '>';
+      }
+      size_t location_size = line_.size() - location_start;
+      if (location_size < kLocationColumnWidth)
+        line_.append(kLocationColumnWidth - location_size, ' ');
     } else {
-      location = region_location_;
+      appendPadded(line_, region_location_, kLocationColumnWidth);
     }
-    std::string line = hexString(found.offset) + "  " + padded(region_kind_, kKindColumnWidth) +
-                       "  " + padded(location, kLocationColumnWidth) + "  " + found.text;
-    if (found.truncated)
-      line += " ...[" + std::to_string(found.length) + " characters]";
-    printer_.printLine(line);
+    line_ += "  ";
+    line_ += found.text;
+    if (found.truncated) {
+      line_ += " ...[";
+      line_ += std::to_string(found.length);
+      line_ += " characters]";
+    }
+    printer_.printLine(line_);
   }
 
   void printOrNull(llvm::StringRef key, const std::string& value) {
@@ -239,6 +268,7 @@ private:
   bool region_in_module_ = false;
   std::string region_kind_;
   std::string region_location_;
+  std::string line_; // the text line being built, reused
   uint64_t hits_ = 0;
   uint64_t regions_scanned_ = 0;
   uint64_t bytes_scanned_ = 0;

@@ -112,18 +112,37 @@ void StringScanner::feedAscii(uint64_t offset, const uint8_t* data, size_t size)
       return;
     endRun();
   }
+  // Outside a run, data[i - 1] is not graphic (or i is the block start and no run is open).
+  // A reportable run starting anywhere in [i, i + n) covers data[i + n - 1], so when that byte
+  // is not graphic no string starts before i + n, and otherwise none starts before the end of
+  // the last non-graphic byte in the window: one or a few table lookups skip up to n bytes of
+  // binary data, where a byte-by-byte loop would look at every byte.
+  const size_t window = min_length_;
   while (i < size) {
+    if (size - i >= window) { // the window lies inside the block
+      size_t last = i + window - 1;
+      if (!kGraphicBytes[data[last]]) {
+        i = last + 1;
+        continue;
+      }
+      size_t start = last;
+      while (start > i && kGraphicBytes[data[start - 1]])
+        --start;
+      // [start, last] is graphic and a run starts at start: data[start - 1] is not graphic,
+      // or start == i.
+      size_t stop = endOfGraphicRun(data, last + 1, size);
+      if (stop - start >= min_length_ || stop == size) {
+        startRun(offset + start);
+        appendToRun(data + start, stop - start);
+        if (stop == size)
+          return; // it may continue in the next block
+        endRun();
+      }
+      i = stop + 1; // data[stop] is not graphic
+      continue;
+    }
     uint8_t byte = data[i];
     if (!kGraphicBytes[byte]) {
-      // Memory is mostly zeros: step over zero words eight bytes at a time.
-      if (byte == 0 && i + sizeof(uint64_t) <= size) {
-        uint64_t word;
-        std::memcpy(&word, data + i, sizeof word);
-        if (word == 0) {
-          i += sizeof word;
-          continue;
-        }
-      }
       ++i;
       continue;
     }

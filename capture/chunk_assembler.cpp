@@ -38,9 +38,8 @@ ChunkAssembler::ChunkAssembler(std::vector<PageRun>& runs, const ChunkSink& sink
     : runs_(runs), sink_(sink), position_(start), decided_end_(start) {}
 
 Result<void> ChunkAssembler::addReadPage(const std::byte* bytes) {
-  const uint64_t page = position_;
-  position_ += kPageSize;
   if (pageIsZero(bytes)) {
+    position_ += kPageSize;
     if (zero_run_committed_) {
       appendRun(runs_, decided_end_, position_, PageState::Zero);
       decided_end_ = position_;
@@ -51,13 +50,14 @@ Result<void> ChunkAssembler::addReadPage(const std::byte* bytes) {
     return success();
   }
   zero_run_committed_ = false;
-  if (decided_end_ < page) {
+  if (decided_end_ < position_) {
     // A short zero run: kept in the chunk when stored data is on both sides of it.
     if (previous_stored_)
-      PROCSNAP_TRY(store(nullptr, page - decided_end_));
+      PROCSNAP_TRY(store(nullptr, position_ - decided_end_));
     else
       PROCSNAP_TRY(settlePendingZerosAsZero());
   }
+  position_ += kPageSize;
   PROCSNAP_TRY(store(bytes, kPageSize));
   previous_stored_ = true;
   return success();

@@ -12,17 +12,17 @@ namespace procsnap {
 enum class ErrorCode {
   Generic,
   InvalidArgument,
-  Malformed,        // input text or bytes do not follow their grammar
-  TornRead,         // a /proc file changed while it was read: retry
-  NotFound,         // no such file or process
+  Malformed, // input text or bytes do not follow their grammar
+  TornRead,  // a /proc file changed while it was read: retry
+  NotFound,  // no such file or process
   PermissionDenied,
-  ProcessGone,      // the target exited during the operation
+  ProcessGone, // the target exited during the operation
   Io,
-  NoSpace,          // ENOSPC / EDQUOT
-  Corrupt,          // checksum or hash mismatch, impossible values
-  Truncated,        // input ends early
-  Unsupported,      // e.g. a newer archive version
-  Interrupted,      // a signal asked us to stop
+  NoSpace,     // ENOSPC / EDQUOT
+  Corrupt,     // checksum or hash mismatch, impossible values
+  Truncated,   // input ends early
+  Unsupported, // e.g. a newer archive version
+  Interrupted, // a signal asked us to stop
 };
 
 struct Error {
@@ -71,7 +71,9 @@ private:
   bool ok_ = true;
 };
 
-inline Result<void> success() { return Result<void>(); }
+inline Result<void> success() {
+  return Result<void>();
+}
 
 // Returns the error of a failed Result from the enclosing function.
 #define PROCSNAP_TRY(expr)                                                                         \

@@ -2,6 +2,8 @@
 
 namespace procsnap {
 
-std::string_view toolVersion() { return PROCSNAP_VERSION; }
+std::string_view toolVersion() {
+  return PROCSNAP_VERSION;
+}
 
 } // namespace procsnap

@@ -1,16 +1,23 @@
 #include "capture/memory_copier.h"
 
 #include "capture/capture_policy.h"
+#include "capture/chunk_assembler.h"
 #include "capture/frozen_process.h"
 #include "capture/process_inspector.h"
 #include "tests/capture/forked_target.h"
 #include "tests/support/sample_process.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
+#include <functional>
 #include <map>
+#include <optional>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,6 +107,138 @@ std::vector<std::byte> expectedPattern(uint64_t size) {
   return bytes;
 }
 
+// A child forked from the test: runs setup (which touches only what it must), says so
+// through a pipe, then sleeps until killed. Mappings the parent made before start() are the
+// child's too, untouched in its page tables unless setup touches them.
+class ForkedChild final {
+public:
+  static std::unique_ptr<ForkedChild> start(const std::function<void()>& setup) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      ADD_FAILURE() << "pipe2: " << std::strerror(errno);
+      return nullptr;
+    }
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      ADD_FAILURE() << "fork: " << std::strerror(errno);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return nullptr;
+    }
+    if (pid == 0) {
+      ::close(fds[0]);
+      setup();
+      const char ready = 'r';
+      if (::write(fds[1], &ready, 1) != 1)
+        ::_exit(1);
+      for (;;)
+        ::pause();
+    }
+    ::close(fds[1]);
+    std::unique_ptr<ForkedChild> child(new ForkedChild(pid));
+    constexpr int kStartTimeoutMs = 10000;
+    pollfd readable{fds[0], POLLIN, 0};
+    char ready = 0;
+    const bool started =
+        ::poll(&readable, 1, kStartTimeoutMs) == 1 && ::read(fds[0], &ready, 1) == 1;
+    ::close(fds[0]);
+    if (!started) {
+      ADD_FAILURE() << "the forked child did not start";
+      return nullptr;
+    }
+    return child;
+  }
+  ~ForkedChild() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ForkedChild(const ForkedChild&) = delete;
+  ForkedChild& operator=(const ForkedChild&) = delete;
+  pid_t pid() const { return pid_; }
+
+private:
+  explicit ForkedChild(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+};
+
+// A file of size bytes of patternByte(offset), in dir.
+std::string writePatternFile(const test::TempDir& dir, uint64_t size) {
+  const std::string path = dir.file("mapped.bin");
+  const std::vector<std::byte> bytes = expectedPattern(size);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  ::close(fd);
+  return path;
+}
+
+// The present bit of every page of [start, end) in pid's pagemap.
+std::vector<bool> presentPages(pid_t pid, uint64_t start, uint64_t end) {
+  std::vector<bool> present;
+  for (uint64_t page = start; page < end; page += kPage)
+    present.push_back((test::pagemapEntry(pid, page) & kPresentBit) != 0);
+  return present;
+}
+
+// The region of pid that starts at start, as readRegions describes it.
+std::optional<RegionRecord> regionStartingAt(pid_t pid, uint64_t start) {
+  auto regions = readRegions(pid, {});
+  EXPECT_TRUE(regions.ok()) << regions.error().message;
+  if (regions.ok()) {
+    for (RegionRecord& region : *regions)
+      if (region.map().start == start)
+        return std::move(region);
+  }
+  ADD_FAILURE() << "no region at 0x" << std::hex << start;
+  return std::nullopt;
+}
+
+// A private file mapping, mapped in the parent before the child is forked (so the child
+// inherits it without a single page in its page tables), copied while the child is frozen.
+struct CopiedFileMapping {
+  std::unique_ptr<ForkedChild> child;
+  RegionRecord region;
+  Collected collected;
+  CopyStats stats;
+  std::vector<bool> present_before;
+  std::vector<bool> present_after;
+};
+
+void copyFileMapping(const std::string& path, uint64_t map_size, uint64_t file_offset, int prot,
+                     bool unlink_before_copy, const std::function<void(std::byte*)>& child_setup,
+                     CopiedFileMapping& out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  void* mapped = ::mmap(nullptr, map_size, prot, MAP_PRIVATE, fd, static_cast<off_t>(file_offset));
+  ::close(fd);
+  ASSERT_NE(mapped, MAP_FAILED);
+  auto* bytes = static_cast<std::byte*>(mapped);
+  out.child = ForkedChild::start([&] { child_setup(bytes); });
+  ::munmap(mapped, map_size); // the parent's view is not needed: the child holds its own
+  ASSERT_TRUE(out.child);
+  if (unlink_before_copy) {
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+  }
+  const pid_t pid = out.child->pid();
+  const uint64_t start = reinterpret_cast<uintptr_t>(mapped);
+  auto region = regionStartingAt(pid, start);
+  ASSERT_TRUE(region);
+  out.region = std::move(*region);
+  ASSERT_EQ(out.region.map().end, start + map_size);
+  out.present_before = presentPages(pid, start, start + map_size);
+  auto frozen = FrozenProcess::freeze(pid);
+  ASSERT_TRUE(frozen.ok()) << frozen.error().message;
+  MemoryCopier copier(pid);
+  auto copied = copier.copyRegion(out.region, out.collected.sink());
+  ASSERT_TRUE(copied.ok()) << copied.error().message;
+  ASSERT_TRUE((*frozen)->thaw().ok());
+  out.stats = copier.stats();
+  out.present_after = presentPages(pid, start, start + map_size);
+  expectCoversExactly(out.region);
+  EXPECT_TRUE(out.collected.in_order);
+  EXPECT_TRUE(out.collected.sized_well);
+}
+
 class MemoryCopierTest : public ::testing::Test {
 protected:
   void SetUp() override {
@@ -152,7 +291,8 @@ TEST_F(MemoryCopierTest, MixedRegionHasStoredZeroAndNotPresentPages) {
     EXPECT_EQ(region.pages[i].end, expected[i].end) << i;
     EXPECT_EQ(region.pages[i].state, expected[i].state) << i;
   }
-  // Chunks never hold zero pages: two chunks, one per stored run.
+  // Zero pages next to not-present ones are Zero, not kept in a chunk: one chunk per stored
+  // run.
   EXPECT_EQ(collected.chunks.size(), 2u);
   EXPECT_EQ(collected.read(base, 4 * kPage), expectedPattern(4 * kPage));
   EXPECT_EQ(collected.read(base + 12 * kPage, 4 * kPage), expectedPattern(4 * kPage));
@@ -327,6 +467,138 @@ TEST_F(MemoryCopierTest, SinkErrorStopsTheCopy) {
   expectCoversExactly(region);
 }
 
+TEST(MemoryCopierZeroRunTest, ShortZeroRunsStayInTheChunkLongOnesAreZero) {
+  // 64 pages with every fourth page zero, a 20-page (80 KiB) zero run, 16 pages of pattern.
+  constexpr uint64_t kPages = 100;
+  constexpr uint64_t kZeroRunStart = 64;
+  constexpr uint64_t kZeroRunEnd = 84;
+  void* mapped =
+      ::mmap(nullptr, kPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mapped, MAP_FAILED);
+  auto* bytes = static_cast<std::byte*>(mapped);
+  const std::vector<std::byte> pattern = expectedPattern(kPages * kPage);
+  auto isZeroPage = [&](uint64_t page) {
+    return (page < kZeroRunStart && page % 4 == 1) || (page >= kZeroRunStart && page < kZeroRunEnd);
+  };
+  std::vector<std::byte> expected = pattern;
+  for (uint64_t page = 0; page < kPages; ++page)
+    if (isZeroPage(page))
+      std::memset(expected.data() + page * kPage, 0, kPage);
+  // The child writes every page, zeros included, so every page is present and exclusive.
+  auto child = ForkedChild::start([&] { std::memcpy(bytes, expected.data(), expected.size()); });
+  ::munmap(mapped, kPages * kPage);
+  ASSERT_TRUE(child);
+  const uint64_t base = reinterpret_cast<uintptr_t>(mapped);
+  ASSERT_EQ(presentPages(child->pid(), base, base + kPages * kPage),
+            std::vector<bool>(kPages, true));
+
+  auto frozen = FrozenProcess::freeze(child->pid());
+  ASSERT_TRUE(frozen.ok()) << frozen.error().message;
+  MemoryCopier copier(child->pid());
+  RegionRecord region = regionAt(base, base + kPages * kPage);
+  Collected collected;
+  ASSERT_TRUE(copier.copyRegion(region, collected.sink()).ok());
+  ASSERT_TRUE((*frozen)->thaw().ok());
+
+  expectCoversExactly(region);
+  const std::vector<PageRun> runs = {
+      {base, base + kZeroRunStart * kPage, PageState::Stored},
+      {base + kZeroRunStart * kPage, base + kZeroRunEnd * kPage, PageState::Zero},
+      {base + kZeroRunEnd * kPage, base + kPages * kPage, PageState::Stored},
+  };
+  ASSERT_EQ(region.pages.size(), runs.size());
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(region.pages[i].start, runs[i].start) << i;
+    EXPECT_EQ(region.pages[i].end, runs[i].end) << i;
+    EXPECT_EQ(region.pages[i].state, runs[i].state) << i;
+  }
+  static_assert(kZeroRunEnd - kZeroRunStart >= kMinZeroRunPages);
+  // One chunk for the first 64 pages, isolated zero pages included, one for the rest.
+  ASSERT_EQ(collected.chunks.size(), 2u);
+  EXPECT_EQ(collected.chunks.begin()->first, base);
+  EXPECT_EQ(collected.chunks.begin()->second.size(), kZeroRunStart * kPage);
+  const uint64_t tail = kZeroRunEnd * kPage;
+  EXPECT_EQ(collected.read(base, kZeroRunStart * kPage),
+            std::vector<std::byte>(expected.begin(), expected.begin() + kZeroRunStart * kPage));
+  EXPECT_EQ(collected.read(base + tail, kPages * kPage - tail),
+            std::vector<std::byte>(expected.begin() + tail, expected.end()));
+  EXPECT_EQ(copier.stats().bytes_zero, (kZeroRunEnd - kZeroRunStart) * kPage);
+  EXPECT_EQ(copier.stats().bytes_copied, kPages * kPage);
+}
+
+TEST(MemoryCopierFileTest, UntouchedPrivateFileMappingIsReadFromTheFile) {
+  auto dir = test::TempDir::create("procsnap-copier");
+  ASSERT_TRUE(dir.ok());
+  constexpr uint64_t kFilePages = 6;
+  constexpr uint64_t kMapPages = 5; // from file offset one page: the file's last five pages
+  const std::string path = writePatternFile(*dir, kFilePages * kPage);
+  CopiedFileMapping copied;
+  copyFileMapping(
+      path, kMapPages * kPage, kPage, PROT_READ, false, [](std::byte*) {}, copied);
+  ASSERT_TRUE(copied.child);
+  const RegionRecord& region = copied.region;
+  EXPECT_EQ(copied.present_before, std::vector<bool>(kMapPages, false));
+  // Read from the file, not from the target: its page tables are as they were.
+  EXPECT_EQ(copied.present_after, copied.present_before);
+  EXPECT_EQ(copied.stats.vm_readv_calls, 0u);
+  EXPECT_EQ(copied.stats.bytes_from_file, kMapPages * kPage);
+  ASSERT_EQ(region.pages.size(), 1u);
+  EXPECT_EQ(region.pages[0].state, PageState::Stored);
+  const std::vector<std::byte> file = expectedPattern(kFilePages * kPage);
+  EXPECT_EQ(copied.collected.read(region.map().start, kMapPages * kPage),
+            std::vector<std::byte>(file.begin() + kPage, file.end()));
+  EXPECT_TRUE(region.note.empty()) << region.note;
+}
+
+TEST(MemoryCopierFileTest, DeletedFileMappingIsReadThroughMapFiles) {
+  auto dir = test::TempDir::create("procsnap-copier");
+  ASSERT_TRUE(dir.ok());
+  constexpr uint64_t kPages = 3;
+  const std::string path = writePatternFile(*dir, kPages * kPage);
+  CopiedFileMapping copied;
+  copyFileMapping(
+      path, kPages * kPage, 0, PROT_READ, true, [](std::byte*) {}, copied);
+  ASSERT_TRUE(copied.child);
+  EXPECT_TRUE(copied.region.map().deleted);
+  ASSERT_EQ(copied.region.pages.size(), 1u);
+  EXPECT_EQ(copied.region.pages[0].state, PageState::Stored);
+  EXPECT_EQ(copied.collected.read(copied.region.map().start, kPages * kPage),
+            expectedPattern(kPages * kPage));
+  EXPECT_EQ(copied.present_after, std::vector<bool>(kPages, false));
+}
+
+TEST(MemoryCopierFileTest, FileMappingPastTheEndOfTheFile) {
+  auto dir = test::TempDir::create("procsnap-copier");
+  ASSERT_TRUE(dir.ok());
+  // Two pages and 100 bytes of file under a six-page mapping: page 2 is partly file, partly
+  // the zeros the kernel fills in; pages 3-5 would be SIGBUS in the target.
+  constexpr uint64_t kFileSize = 2 * kPage + 100;
+  constexpr uint64_t kMapPages = 6;
+  const std::string path = writePatternFile(*dir, kFileSize);
+  // The child writes into page 0 (a copy-on-write page of its own): that page must come
+  // from its memory, the others from the file.
+  const char kWritten[] = "written by the target";
+  CopiedFileMapping copied;
+  copyFileMapping(
+      path, kMapPages * kPage, 0, PROT_READ | PROT_WRITE, false,
+      [&](std::byte* bytes) { std::memcpy(bytes, kWritten, sizeof kWritten); }, copied);
+  ASSERT_TRUE(copied.child);
+  const RegionRecord& region = copied.region;
+  const uint64_t start = region.map().start;
+  ASSERT_TRUE(copied.present_before[0]);
+  EXPECT_EQ(copied.present_after, copied.present_before);
+  ASSERT_EQ(region.pages.size(), 2u);
+  EXPECT_EQ(region.pages[0].state, PageState::Stored);
+  EXPECT_EQ(region.pages[0].end, start + 3 * kPage);
+  EXPECT_EQ(region.pages[1].state, PageState::Unreadable);
+  std::vector<std::byte> expected = expectedPattern(3 * kPage);
+  std::memset(expected.data() + kFileSize, 0, 3 * kPage - kFileSize);
+  std::memcpy(expected.data(), kWritten, sizeof kWritten);
+  EXPECT_EQ(copied.collected.read(start, 3 * kPage), expected);
+  EXPECT_EQ(copied.stats.bytes_unreadable, 3 * kPage);
+  EXPECT_NE(region.note.find("SIGBUS"), std::string::npos) << region.note;
+}
+
 TEST(MemoryCopierSampleTest, SampleRegionsHoldTheTruth) {
   auto sample = test::SampleProcess::start(test::SampleVariant::Pie);
   ASSERT_TRUE(sample.ok()) << sample.error().message;
@@ -366,7 +638,9 @@ TEST(MemoryCopierSampleTest, SampleRegionsHoldTheTruth) {
         return &region;
     return nullptr;
   };
-  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large"}) {
+  // file_mapping: a private file mapping the sample never touched, read from the file.
+  for (const char* key :
+       {"data_message", "rodata_string", "heap_small", "heap_large", "file_mapping"}) {
     SCOPED_TRACE(key);
     const std::string value = truth[key]["value"];
     const uint64_t address = test::addressOf(truth[key]["addr"]);
