@@ -191,7 +191,13 @@ llvm::Expected<ReadResult> ArchiveSnapshot::read(uint64_t address,
       cursor = region.map().start;
     }
     uint64_t region_stop = std::min(end, region.map().end);
-    for (const PageRun& run : region.pages) {
+    // Page runs are sorted and disjoint: start at the first one ending after cursor (a
+    // linear walk from the region start made reading a big region quadratic).
+    auto first_run = std::upper_bound(
+        region.pages.begin(), region.pages.end(), cursor,
+        [](uint64_t value, const PageRun& run) { return value < run.end; });
+    for (auto run_it = first_run; run_it != region.pages.end(); ++run_it) {
+      const PageRun& run = *run_it;
       if (run.end <= cursor)
         continue;
       if (run.start >= region_stop)

@@ -16,6 +16,7 @@
 #
 # Usage: bench/analyze_bench.sh [--build-dir DIR] [--resident-mb N] [--runs N]
 #                               [--strings-runs N] [--work-dir DIR] [--archive FILE --region ADDR]
+#                               [--skip-open]
 # --archive reuses an existing archive instead of capturing (then --region names the region
 # to compare with GNU strings, e.g. the first address of the sample's "resident" list).
 # Needs: a build with procsnap-analyze, procsnap-capture and sample_target (default DIR:
@@ -33,6 +34,7 @@ strings_runs=3
 work_parent="${TMPDIR:-/tmp}"
 given_archive=""
 given_region=""
+skip_open=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,7 +45,8 @@ while [ $# -gt 0 ]; do
     --work-dir) work_parent="$2"; shift 2 ;;
     --archive) given_archive="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
     --region) given_region="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --skip-open) skip_open=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "analyze_bench: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -85,15 +88,32 @@ ms() { awk -v s="$1" 'BEGIN { printf "%.0f", s * 1000 }'; }
 mb_per_s() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1e6 / s }'; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# measure NAME CMD...: runs CMD with stdout to /dev/null and sets last_wall (s), last_hwm (KiB,
-# from /usr/bin/time) and last_anon (KiB, the largest RssAnon seen while it ran).
+# measure NAME CMD...: runs CMD with stdout to /dev/null and sets last_wall (s) and last_hwm
+# (KiB, VmHWM from /usr/bin/time). Waits without polling, so short runs are timed exactly.
 measure() {
   local name="$1"
   shift
-  local time_file="$work/time.$name"
+  local start end
+  start=$(now)
+  if ! /usr/bin/time -f '%M' -o "$work/time.$name" "$@" >/dev/null 2>"$work/stderr.$name"; then
+    echo "analyze_bench: $name failed:" >&2
+    cat "$work/stderr.$name" >&2
+    exit 1
+  fi
+  end=$(now)
+  last_wall=$(elapsed "$start" "$end")
+  last_hwm=$(tail -1 "$work/time.$name")
+}
+
+# measure_polled NAME CMD...: like measure, and also sets last_anon (KiB), the largest RssAnon
+# seen while CMD ran, sampled every 50 ms (so last_wall may be up to 50 ms late: use it for
+# runs of seconds).
+measure_polled() {
+  local name="$1"
+  shift
   local start end child="" anon peak=0
   start=$(now)
-  /usr/bin/time -f '%M' -o "$time_file" "$@" >/dev/null 2>"$work/stderr.$name" &
+  /usr/bin/time -f '%M' -o "$work/time.$name" "$@" >/dev/null 2>"$work/stderr.$name" &
   local time_pid=$!
   while kill -0 "$time_pid" 2>/dev/null; do
     [ -n "$child" ] || child=$(pgrep -P "$time_pid" 2>/dev/null | head -1 || true)
@@ -110,7 +130,7 @@ measure() {
   fi
   end=$(now)
   last_wall=$(elapsed "$start" "$end")
-  last_hwm=$(tail -1 "$time_file")
+  last_hwm=$(tail -1 "$work/time.$name")
   last_anon=$peak
 }
 
@@ -138,11 +158,23 @@ else
   stop_sample
   echo "analyze_bench: captured in $capture_wall s" >&2
 fi
+# The region holding that address (the sample's chunks merge into one mapping): its start,
+# which `dump` and `strings --region` both accept.
+region_hex=${region#0x}
+region=$("$analyze_bin" maps "$archive" | while read -r start end _; do
+  case "$start" in 0x*) ;; *) continue ;; esac
+  if (( 16#${start#0x} <= 16#$region_hex && 16#$region_hex < 16#${end#0x} )); then
+    echo "$start"
+    break
+  fi
+done)
+[ -n "$region" ] || { echo "analyze_bench: no region holds 0x$region_hex" >&2; exit 1; }
 archive_bytes=$(stat -c %s "$archive")
 load_start=$(load)
 
 # 1. open + maps / info / whole-archive strings
 declare -a maps_wall maps_hwm info_wall info_hwm all_wall all_hwm all_anon
+[ "$skip_open" = 1 ] && runs=0 # --skip-open: only the GNU strings comparison
 for run in $(seq "$runs"); do
   measure maps "$analyze_bin" maps "$archive"
   maps_wall+=("$last_wall"); maps_hwm+=("$last_hwm")
@@ -150,8 +182,8 @@ for run in $(seq "$runs"); do
   info_wall+=("$last_wall"); info_hwm+=("$last_hwm")
   echo "analyze_bench: run $run/$runs: maps ${maps_wall[-1]} s, info ${info_wall[-1]} s" >&2
 done
-for run in $(seq "$strings_runs"); do
-  measure strings_all "$analyze_bin" strings "$archive"
+for run in $(seq "$(( skip_open ? 0 : strings_runs ))"); do
+  measure_polled strings_all "$analyze_bin" strings "$archive"
   all_wall+=("$last_wall"); all_hwm+=("$last_hwm"); all_anon+=("$last_anon")
   echo "analyze_bench: run $run/$strings_runs: strings (whole archive) ${all_wall[-1]} s," \
     "VmHWM $(mib_of_kib "$last_hwm") MiB, RssAnon $(mib_of_kib "$last_anon") MiB" >&2
@@ -167,9 +199,9 @@ region_bytes=$(stat -c %s "$dump")
 declare -a gnu_wall ps_wall ps_anon
 cat "$dump" >/dev/null # GNU strings reads from the page cache, as procsnap reads the archive
 for run in $(seq "$strings_runs"); do
-  measure gnu strings -a -n 10 "$dump"
+  measure_polled gnu strings -a -n 10 "$dump"
   gnu_wall+=("$last_wall")
-  measure region "$analyze_bin" strings -n 10 --region "$region" "$archive"
+  measure_polled region "$analyze_bin" strings -n 10 --region "$region" "$archive"
   ps_wall+=("$last_wall"); ps_anon+=("$last_anon")
   echo "analyze_bench: run $run/$strings_runs: GNU strings ${gnu_wall[-1]} s," \
     "procsnap-analyze strings ${ps_wall[-1]} s" >&2
@@ -184,12 +216,14 @@ echo "Archive: capture of samples/sample_target --resident-mb $resident_mb," \
   "$(nproc) CPUs, $(uname -r)."
 echo "Load average (1/5/15 min) at start: $load_start; at end: $load_end."
 echo
+[ "$skip_open" = 1 ] || {
 echo "| Command | Runs | Wall time (ms, median) | Peak RSS VmHWM (MiB) | Peak RssAnon (MiB) |"
 echo "|---|---:|---:|---:|---:|"
 echo "| \`maps ARCHIVE\` | $runs | $(ms "$(median "${maps_wall[@]}")") | $(mib_of_kib "$(median "${maps_hwm[@]}")") | |"
 echo "| \`info ARCHIVE\` | $runs | $(ms "$(median "${info_wall[@]}")") | $(mib_of_kib "$(median "${info_hwm[@]}")") | |"
 echo "| \`strings ARCHIVE\` (all regions, -n 4) | $strings_runs | $(ms "$(median "${all_wall[@]}")") | $(mib_of_kib "$(median "${all_hwm[@]}")") | $(mib_of_kib "$(median "${all_anon[@]}")") |"
 echo
+}
 echo "Region $region, $region_bytes bytes (dumped in $dump_wall s);" \
   "\`strings -n 10\`, medians of $strings_runs alternate runs:"
 echo

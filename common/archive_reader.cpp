@@ -724,6 +724,21 @@ const ChunkInfo* ArchiveReader::findChunk(uint64_t address) const {
   return address - it->address < it->size ? &*it : nullptr;
 }
 
+namespace {
+
+// A command that reads every chunk of a multi-GiB archive would otherwise keep every page of
+// the mapping it touched in its RSS; the kernel refaults them from the page cache if needed.
+void releaseMappedPages(std::span<const std::byte> bytes) {
+  const auto page =
+      static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE) > 0 ? ::sysconf(_SC_PAGESIZE) : 4096);
+  const auto begin = (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) & ~(page - 1);
+  if (end > begin)
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED); // advisory only
+}
+
+} // namespace
+
 Result<void> ArchiveReader::readChunk(const ChunkInfo& chunk, std::span<std::byte> out) const {
   const State& s = *state_;
   const std::string what = "chunk at " + hex(chunk.address);
@@ -756,6 +771,7 @@ Result<void> ArchiveReader::readChunk(const ChunkInfo& chunk, std::span<std::byt
                    std::to_string(chunk.size));
   if (format::xxh3(out.first(chunk.size)) != chunk.content_hash)
     return corrupt(what + ": content hash mismatch (archive damaged)");
+  releaseMappedPages(payload);
   return success();
 }
 
