@@ -193,9 +193,9 @@ llvm::Expected<ReadResult> ArchiveSnapshot::read(uint64_t address,
     uint64_t region_stop = std::min(end, region.map().end);
     // Page runs are sorted and disjoint: start at the first one ending after cursor (a
     // linear walk from the region start made reading a big region quadratic).
-    auto first_run = std::upper_bound(
-        region.pages.begin(), region.pages.end(), cursor,
-        [](uint64_t value, const PageRun& run) { return value < run.end; });
+    auto first_run =
+        std::upper_bound(region.pages.begin(), region.pages.end(), cursor,
+                         [](uint64_t value, const PageRun& run) { return value < run.end; });
     for (auto run_it = first_run; run_it != region.pages.end(); ++run_it) {
       const PageRun& run = *run_it;
       if (run.end <= cursor)
