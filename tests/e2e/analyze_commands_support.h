@@ -176,4 +176,18 @@ gnuStrings(const std::string& path, int min_length, const std::string& encoding 
   return hits;
 }
 
+// A test suite that captures the sample once and shares the capture among its tests (each
+// suite its own: Suite is the deriving fixture). A failed capture fails every test.
+template <typename Suite> class SharedCaptureTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() { captured_ = CapturedSample::create().release(); }
+  static void TearDownTestSuite() {
+    delete captured_;
+    captured_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(captured_, nullptr) << "the sample could not be captured"; }
+
+  static inline CapturedSample* captured_ = nullptr;
+};
+
 } // namespace procsnap::test

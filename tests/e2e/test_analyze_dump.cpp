@@ -8,20 +8,9 @@
 namespace procsnap::test {
 namespace {
 
-class AnalyzeDump : public testing::Test {
+class AnalyzeDump : public SharedCaptureTest<AnalyzeDump> {
 protected:
-  static void SetUpTestSuite() { captured_ = CapturedSample::create().release(); }
-  static void TearDownTestSuite() {
-    delete captured_;
-    captured_ = nullptr;
-  }
-  void SetUp() override {
-    if (captured_ == nullptr)
-      GTEST_SKIP() << "no capture (see the failure in SetUpTestSuite)";
-  }
-  static CapturedSample* captured_;
 };
-CapturedSample* AnalyzeDump::captured_ = nullptr;
 
 // The heap, .data, the .bss mapping and the mmap-served large heap block: procsnap's dump of
 // each region equals gdb's, byte for byte, not-present pages included (gdb reads them as

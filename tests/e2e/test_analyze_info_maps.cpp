@@ -10,18 +10,9 @@ namespace {
 
 using nlohmann::json;
 
-class AnalyzeInfoMapsTest : public ::testing::Test {
+class AnalyzeInfoMapsTest : public SharedCaptureTest<AnalyzeInfoMapsTest> {
 protected:
-  static void SetUpTestSuite() { captured_ = CapturedSample::create().release(); }
-  static void TearDownTestSuite() {
-    delete captured_;
-    captured_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(captured_, nullptr) << "the sample could not be captured"; }
-
-  static CapturedSample* captured_;
 };
-CapturedSample* AnalyzeInfoMapsTest::captured_ = nullptr;
 
 struct ProcMapsLine {
   uint64_t start = 0, end = 0, offset = 0, inode = 0;

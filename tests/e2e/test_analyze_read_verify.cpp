@@ -8,20 +8,9 @@
 namespace procsnap::test {
 namespace {
 
-class AnalyzeReadVerify : public testing::Test {
+class AnalyzeReadVerify : public SharedCaptureTest<AnalyzeReadVerify> {
 protected:
-  static void SetUpTestSuite() { captured_ = CapturedSample::create().release(); }
-  static void TearDownTestSuite() {
-    delete captured_;
-    captured_ = nullptr;
-  }
-  void SetUp() override {
-    if (captured_ == nullptr)
-      GTEST_SKIP() << "no capture (see the failure in SetUpTestSuite)";
-  }
-  static CapturedSample* captured_;
 };
-CapturedSample* AnalyzeReadVerify::captured_ = nullptr;
 
 // The little-endian hex of a 64-bit value: "87d6120000000000" for 1234567.
 std::string littleEndianHex(uint64_t value) {

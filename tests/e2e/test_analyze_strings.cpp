@@ -13,18 +13,8 @@ namespace {
 
 using Hits = std::vector<std::pair<uint64_t, std::string>>;
 
-class AnalyzeStrings : public testing::Test {
+class AnalyzeStrings : public SharedCaptureTest<AnalyzeStrings> {
 protected:
-  static void SetUpTestSuite() { captured_ = CapturedSample::create().release(); }
-  static void TearDownTestSuite() {
-    delete captured_;
-    captured_ = nullptr;
-  }
-  void SetUp() override {
-    if (captured_ == nullptr)
-      GTEST_SKIP() << "no capture (see the failure in SetUpTestSuite)";
-  }
-
   // procsnap strings --json with extra arguments; the hits as JSON objects.
   static nlohmann::json stringsJson(std::vector<std::string> extra) {
     std::vector<std::string> args = {"strings", captured_->archive(), "--json"};
@@ -61,10 +51,7 @@ protected:
     }
     return hits;
   }
-
-  static CapturedSample* captured_;
 };
-CapturedSample* AnalyzeStrings::captured_ = nullptr;
 
 TEST_F(AnalyzeStrings, FindsHeapMarkersAtTheirTrueAddresses) {
   const CapturedSample& c = *captured_;

@@ -7,15 +7,8 @@ namespace {
 
 using nlohmann::json;
 
-class AnalyzeSymbolizeTest : public ::testing::Test {
+class AnalyzeSymbolizeTest : public SharedCaptureTest<AnalyzeSymbolizeTest> {
 protected:
-  static void SetUpTestSuite() { captured_ = CapturedSample::create().release(); }
-  static void TearDownTestSuite() {
-    delete captured_;
-    captured_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(captured_, nullptr) << "the sample could not be captured"; }
-
   // One symbolize run over all queries; the answers in query order.
   static json symbolize(const std::vector<std::string>& queries) {
     std::vector<std::string> args = {"symbolize", captured_->archive()};
@@ -27,10 +20,7 @@ protected:
     }
     return source["addresses"];
   }
-
-  static CapturedSample* captured_;
 };
-CapturedSample* AnalyzeSymbolizeTest::captured_ = nullptr;
 
 TEST_F(AnalyzeSymbolizeTest, GlobalsAreNamedWithTheirSectionAndOffset) {
   struct Expected {
