@@ -202,19 +202,27 @@ Result<void> FrozenProcess::seizeAll(Clock::time_point deadline) {
     if (!tids)
       return std::move(tids).takeError();
     const size_t first_new = tracees_.size();
+    // A scan is clean when it listed no thread that was exiting. readdir of /proc/PID/task
+    // can skip a live thread when the thread it just listed exits (the kernel then resumes
+    // by index, and the list has shifted), so only a clean scan proves nothing was missed.
+    bool clean_scan = true;
     for (pid_t tid : *tids) {
       const bool known =
           std::any_of(seen_.begin(), seen_.end(), [tid](const auto& s) { return s.first == tid; });
       if (known)
         continue;
       std::string state = threadState(pid_, tid);
-      if (state.empty())
+      if (state.empty()) {
+        clean_scan = false;
         continue; // exited between readdir and now
+      }
       if (state == "Z" || state == "X") {
         // A zombie cannot stop and holds no user state. Only the leader lingers as one (its
         // thread exited, the process lives on) and is listed; any other is about to vanish.
         if (tid == pid_)
           seen_.emplace_back(tid, state);
+        else
+          clean_scan = false;
         continue;
       }
       seen_.emplace_back(tid, state);
@@ -225,8 +233,20 @@ Result<void> FrozenProcess::seizeAll(Clock::time_point deadline) {
         const int err = errno;
         releaseEmergencySlot(tracee.emergency_slot);
         seen_.pop_back();
-        if (err == ESRCH)
+        if (err == ESRCH) {
+          clean_scan = false;
           continue; // the thread exited meanwhile
+        }
+        if (err == EPERM && tid != pid_) {
+          // The kernel refuses to attach a task whose exit has begun (exit_state set): the
+          // thread was alive when its state was read and exited since. It shows as a zombie or
+          // is gone; anything else is a real refusal (say, another tracer got there first).
+          const std::string now = threadState(pid_, tid);
+          if (now.empty() || now == "Z" || now == "X") {
+            clean_scan = false;
+            continue;
+          }
+        }
         if (tid == pid_ || tracees_.empty()) {
           if (err == EPERM || err == EACCES)
             return permissionError(err);
@@ -244,8 +264,11 @@ Result<void> FrozenProcess::seizeAll(Clock::time_point deadline) {
         return Error::make(ErrorCode::Generic, "cannot interrupt thread " + std::to_string(tid) +
                                                    ": " + std::strerror(errno));
     }
-    if (tracees_.size() == first_new && first_new > 0)
-      return success(); // a rescan with every thread stopped found nothing new: stable
+    if (tracees_.size() == first_new && first_new > 0) {
+      if (clean_scan)
+        return success();        // a clean rescan with every thread stopped found nothing new
+      sleepFor(kFirstPollSleep); // let the exiting threads finish before listing again
+    }
     for (size_t i = first_new; i < tracees_.size(); ++i)
       PROCSNAP_TRY(waitForStop(tracees_[i], deadline));
     // Drop threads that exited while we waited for them.

@@ -1,5 +1,7 @@
 #include "tests/capture/forked_target.h"
 
+#include "common/proc_files.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <fstream>
 #include <poll.h>
 #include <pthread.h>
+#include <sstream>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -177,8 +180,13 @@ ForkedTarget::~ForkedTarget() {
   kill();
 }
 
+// /proc files of threads that may end at any moment are read with readProcFile: an ifstream
+// throws from underflow() when read() fails with ESRCH.
 std::string statusField(pid_t pid, const std::string& key) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  const Result<std::string> text = readProcFile(procPath(pid, "status"));
+  if (!text.ok())
+    return "";
+  std::istringstream status(*text);
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind(key + ":", 0) == 0) {
@@ -191,8 +199,9 @@ std::string statusField(pid_t pid, const std::string& key) {
 }
 
 char threadStateLetter(pid_t pid, pid_t tid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const Result<std::string> read =
+      readProcFile(procPath(pid, "task/" + std::to_string(tid) + "/stat"));
+  const std::string text = read.ok() ? *read : std::string();
   const size_t paren = text.rfind(')');
   if (paren == std::string::npos || paren + 2 >= text.size())
     return '?';

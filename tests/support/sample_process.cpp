@@ -1,5 +1,7 @@
 #include "tests/support/sample_process.h"
 
+#include "common/proc_files.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -9,6 +11,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <poll.h>
+#include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,7 +169,11 @@ bool SampleProcess::alive() const {
 }
 
 std::string SampleProcess::statusField(const std::string& key) const {
-  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  // Not an ifstream: it throws when read() fails with ESRCH as the process ends.
+  const Result<std::string> text = readProcFile(procPath(pid_, "status"));
+  if (!text.ok())
+    return "";
+  std::istringstream status(*text);
   std::string line;
   const std::string prefix = key + ":";
   while (std::getline(status, line)) {
