@@ -44,6 +44,10 @@ cl::opt<bool> salvage_option("salvage",
 OpenOptions CommonOptions::openOptions() const {
   OpenOptions options;
   options.salvage = salvage;
+  options.sysroot = sysroot;
+  options.debug_dirs = debug_dirs;
+  if (options.debug_dirs.empty())
+    options.debug_dirs.push_back(kDefaultDebugDir);
   return options;
 }
 

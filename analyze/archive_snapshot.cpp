@@ -244,6 +244,19 @@ std::vector<StoredExtent> ArchiveSnapshot::storedExtents(uint64_t start, uint64_
   return extents;
 }
 
+ContentDigests ArchiveSnapshot::contentDigests(uint64_t start, uint64_t end) const {
+  ContentDigests result;
+  result.algorithm = "xxh3-64";
+  const auto& chunks = reader_->chunks();
+  auto it = std::upper_bound(chunks.begin(), chunks.end(), start,
+                             [](uint64_t value, const ChunkInfo& c) { return value < c.address; });
+  if (it != chunks.begin() && std::prev(it)->address + std::prev(it)->size > start)
+    --it;
+  for (; it != chunks.end() && it->address < end; ++it)
+    result.digests.push_back({it->address, it->address + it->size, it->content_hash});
+  return result;
+}
+
 int ArchiveSnapshot::sketchIndexFor(size_t module_index) const {
   const auto& modules = metadata().modules;
   if (module_index >= modules.size())

@@ -33,6 +33,8 @@ public:
   std::vector<StoredExtent> storedExtents(uint64_t start, uint64_t end) const override;
   llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>>
   moduleImage(size_t module_index) const override;
+  // The chunks' XXH3-64 content hashes from the index (docs/FORMAT.md 4.3).
+  ContentDigests contentDigests(uint64_t start, uint64_t end) const override;
 
   // Chunks decompressed so far (tests check that a read touches only what it needs).
   uint64_t chunksDecompressed() const { return chunks_decompressed_; }

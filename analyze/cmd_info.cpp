@@ -2,6 +2,7 @@
 // threads and modules, and what else it holds (environment, embedded binaries).
 #include "analyze/address_space.h"
 #include "analyze/analyze_options.h"
+#include "analyze/archive_snapshot.h"
 #include "analyze/command_table.h"
 
 #include <llvm/Support/CommandLine.h>
@@ -19,6 +20,28 @@ void printIdList(Printer& printer, llvm::StringRef key, const std::array<uint32_
   ListScope list(printer, key);
   for (uint32_t id : ids)
     printer.printUnsigned("", id);
+}
+
+// The --redact manifest of an archive source, or null (other sources, or nothing redacted).
+const RedactionManifest* redactionsOf(const Snapshot& snapshot) {
+  const auto* archive = dynamic_cast<const ArchiveSnapshot*>(&snapshot);
+  return archive ? archive->reader().redactions() : nullptr;
+}
+
+// What --redact removed: counts only; the manifest never holds the patterns.
+void printRedactions(Printer& printer, const RedactionManifest* manifest) {
+  if (!manifest) {
+    printer.printNull("redactions");
+    return;
+  }
+  DictScope redactions(printer, "redactions");
+  printer.printUnsigned("patterns", manifest->pattern_count);
+  printer.printUnsigned("matches", manifest->entries.size() + manifest->omitted_entries);
+  printer.printUnsigned("matches_listed", manifest->entries.size());
+  printer.printUnsigned("bytes", manifest->bytes_redacted);
+  printer.printUnsigned("metadata_fields", manifest->metadata_fields);
+  printer.printHex("fill", std::to_integer<uint64_t>(manifest->fill));
+  printer.printString("hash", "hmac-sha256");
 }
 
 // "symbol+0x12" or "" for an address, via the address space.
@@ -110,6 +133,7 @@ llvm::Error printInfo(OpenedSource& source, Printer& printer) {
     printer.printBool("environment", metadata.process.has_environ);
     if (metadata.process.has_environ)
       printer.printUnsigned("environment_variables", metadata.process.environ.size());
+    printRedactions(printer, redactionsOf(snapshot));
   }
 
   Printer::Table threads(

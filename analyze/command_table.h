@@ -26,6 +26,8 @@ int runDump(const CommonOptions& options);
 int runRead(const CommonOptions& options);
 int runStrings(const CommonOptions& options);
 int runVerify(const CommonOptions& options);
+int runDiff(const CommonOptions& options);
+int runExportCore(const CommonOptions& options);
 
 struct CommandRow {
   const char* name;
@@ -43,6 +45,8 @@ inline constexpr CommandRow kCommandTable[] = {
     {"read", "Show memory as a hex dump or typed values", runRead},
     {"strings", "Find printable strings in the stored memory", runStrings},
     {"verify", "Check an archive's checksums and content hashes", runVerify},
+    {"diff", "Show what changed between snapshots: regions, bytes, symbols, strings", runDiff},
+    {"export-core", "Write a snapshot as an ELF core file that gdb loads", runExportCore},
 };
 
 // The cl::SubCommand of a row of kCommandTable, created on first use (so a command's options

@@ -1,5 +1,7 @@
 #include "analyze/elf_module.h"
 
+#include <llvm/Support/FileSystem.h>
+
 #include <llvm/BinaryFormat/ELF.h>
 #include <llvm/Demangle/Demangle.h>
 #include <llvm/Object/BuildID.h>
@@ -295,9 +297,19 @@ std::optional<int64_t> ElfModule::loadBias(llvm::ArrayRef<MapsEntry> mappings) c
   return std::nullopt;
 }
 
+llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> readRegularFile(llvm::StringRef path) {
+  // The check and the read race with a rename, which only a local user could win, and the
+  // worst outcome is the read this check avoids for hostile snapshot contents.
+  llvm::sys::fs::file_status status;
+  if (std::error_code error = llvm::sys::fs::status(path, status))
+    return error;
+  if (status.type() != llvm::sys::fs::file_type::regular_file)
+    return std::make_error_code(std::errc::invalid_argument);
+  return llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+}
+
 llvm::Expected<ElfFileSummary> summarizeElfFile(llvm::StringRef path) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
+  auto buffer = readRegularFile(path);
   if (!buffer)
     return llvm::createStringError(buffer.getError(), "cannot read '%s': %s", path.str().c_str(),
                                    buffer.getError().message().c_str());
@@ -327,8 +339,7 @@ llvm::Expected<ElfFileSummary> summarizeElfFile(llvm::StringRef path) {
 }
 
 llvm::Expected<std::string> readBuildId(llvm::StringRef path) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
+  auto buffer = readRegularFile(path);
   if (!buffer)
     return llvm::createStringError(buffer.getError(), "cannot read '%s': %s", path.str().c_str(),
                                    buffer.getError().message().c_str());

@@ -10,6 +10,7 @@
 #include <llvm/ADT/StringRef.h>
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/Error.h>
+#include <llvm/Support/ErrorOr.h>
 #include <llvm/Support/MemoryBuffer.h>
 
 #include <cstdint>
@@ -127,6 +128,10 @@ private:
   std::vector<ElfSymbol> symbols_;
   std::vector<std::string> warnings_;
 };
+
+// Reads a file on this host named by a snapshot (a module path, a build-id link): only a
+// regular file, because a hostile snapshot may name /dev/zero (endless) or a FIFO (blocks).
+llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> readRegularFile(llvm::StringRef path);
 
 // What the locator needs to know of a file on disk, without parsing its symbols.
 struct ElfFileSummary {

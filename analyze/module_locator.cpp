@@ -10,8 +10,7 @@ namespace procsnap::analyze {
 namespace {
 
 std::unique_ptr<ElfModule> loadFile(const std::string& path, std::string* problem) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
+  auto buffer = readRegularFile(path);
   if (!buffer) {
     *problem = "cannot read '" + path + "': " + buffer.getError().message();
     return nullptr;

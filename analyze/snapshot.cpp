@@ -1,6 +1,8 @@
 #include "analyze/snapshot.h"
 
 #include "analyze/archive_snapshot.h"
+#include "analyze/compressed_source.h"
+#include "analyze/core_snapshot.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +14,10 @@
 namespace procsnap::analyze {
 
 Snapshot::~Snapshot() = default;
+
+ContentDigests Snapshot::contentDigests(uint64_t, uint64_t) const {
+  return {};
+}
 
 bool ReadResult::anyUnmapped() const {
   return std::any_of(runs.begin(), runs.end(), [](const ReadRun& run) { return !run.mapped; });
@@ -34,7 +40,8 @@ llvm::Error toLlvmError(const procsnap::Error& error) {
 llvm::Expected<std::unique_ptr<Snapshot>> openSnapshot(llvm::StringRef path,
                                                        const OpenOptions& options) {
   // Recognize the source by its first bytes, not its name.
-  char magic[4] = {};
+  uint8_t magic[8] = {};
+  ssize_t got = 0;
   {
     int fd = ::open(path.str().c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -42,7 +49,7 @@ llvm::Expected<std::unique_ptr<Snapshot>> openSnapshot(llvm::StringRef path,
       return llvm::createStringError(ec, "cannot open '%s': %s", path.str().c_str(),
                                      ec.message().c_str());
     }
-    ssize_t got = ::read(fd, magic, sizeof magic);
+    got = ::read(fd, magic, sizeof magic);
     ::close(fd);
     if (got < 0) {
       std::error_code ec(errno, std::generic_category());
@@ -50,13 +57,19 @@ llvm::Expected<std::unique_ptr<Snapshot>> openSnapshot(llvm::StringRef path,
                                      ec.message().c_str());
     }
   }
-  if (std::memcmp(magic,
-                  "\x7f"
-                  "ELF",
-                  4) == 0)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "cannot open '%s': ELF core files are not supported yet",
-                                   path.str().c_str());
+  // ELF cores, plain or compressed (zstd, xz, gzip, lz4 frames as systemd-coredump stores
+  // them); anything else is taken for an archive.
+  bool elf = got >= 4 && std::memcmp(magic,
+                                     "\x7f"
+                                     "ELF",
+                                     4) == 0;
+  if (elf || detectCompression(llvm::ArrayRef<uint8_t>(magic, static_cast<size_t>(got))) !=
+                 Compression::None) {
+    auto core = CoreSnapshot::open(path, options);
+    if (!core)
+      return core.takeError();
+    return std::unique_ptr<Snapshot>(std::move(*core));
+  }
   auto archive = ArchiveSnapshot::open(path, options);
   if (!archive)
     return archive.takeError();

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace procsnap::analyze {
@@ -48,12 +49,35 @@ struct StoredExtent {
   uint64_t size() const { return end - start; }
 };
 
+// The hash a source recorded at capture time for one stretch of its stored bytes (archives: a
+// chunk's content hash), so two snapshots can be compared without decompressing anything.
+struct ContentDigest {
+  uint64_t start = 0;
+  uint64_t end = 0; // exclusive
+  uint64_t hash = 0;
+
+  uint64_t size() const { return end - start; }
+};
+
+// The digests of a source, with the name of their algorithm: two digests are comparable only
+// when both sources name the same, non-empty algorithm.
+struct ContentDigests {
+  std::string algorithm;              // "xxh3-64"; empty when the source records none
+  std::vector<ContentDigest> digests; // sorted by start, disjoint
+};
+
 struct OpenOptions {
   // Open damaged or truncated sources by scanning what is intact (archives: OpenMode::Salvage).
   bool salvage = false;
   // Decompressed chunks kept for reuse. Each is about 1 MiB, so this bounds the memory a
   // command spends on caching whatever the snapshot's size.
   size_t chunk_cache_entries = 8;
+  // Where ELF cores look for the module files whose pages they leave out (docs/CORES.md):
+  // the original path (unless use_original_paths is false), sysroot + path, and
+  // DIR/.build-id/xx/rest for each debug dir; each candidate's build-id must match.
+  std::string sysroot;
+  std::vector<std::string> debug_dirs;
+  bool use_original_paths = true;
 };
 
 class Snapshot {
@@ -86,6 +110,11 @@ public:
   // the snapshot holds none for it; an Error when it holds one but cannot read it.
   virtual llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>>
   moduleImage(size_t module_index) const = 0;
+
+  // The digests recorded for stored bytes overlapping [start, end), each whole (a digest may
+  // reach outside the range). Costs no decompression. The default records none: sources
+  // without digests are compared byte by byte.
+  virtual ContentDigests contentDigests(uint64_t start, uint64_t end) const;
 
   // Non-virtual helpers over metadata().
   // Index of the region containing address, or -1.

@@ -2,7 +2,8 @@
 # Benchmark: procsnap-capture against gdb's gcore on the same live target.
 #
 # Starts samples/sample_target with --resident-mb N (default 1536) and --pause-monitor, then
-# runs procsnap-capture and gcore on it alternately, RUNS times each (default 3), and prints
+# runs procsnap-capture (frozen copy, the default), procsnap-capture --cow (copy from a
+# copy-on-write fork after thawing) and gcore on it in turn, RUNS times each (default 3), and prints
 # the medians as a Markdown table for docs/PERFORMANCE.md:
 #   - wall time of the tool;
 #   - the target's pause: the sample's monitor thread wakes every 1 ms and records the longest
@@ -109,7 +110,7 @@ if [ "$madvise_result" != "0" ]; then
   exit 1
 fi
 
-declare -a ps_wall ps_pause ps_size gc_wall gc_pause gc_size zst_size zst_wall
+declare -a ps_wall ps_pause ps_size cow_wall cow_pause cow_size gc_wall gc_pause gc_size zst_size zst_wall
 for run in $(seq "$runs"); do
   # procsnap-capture
   reset_pause
@@ -120,6 +121,17 @@ for run in $(seq "$runs"); do
   kill -USR2 "$sample_pid"
   ps_pause+=("$(read_pause)")
   ps_size+=("$(stat -c %s "$work/capture.psnap")")
+  rm -f "$work/capture.psnap"
+
+  # procsnap-capture --cow
+  reset_pause
+  start=$(now)
+  "$capture_bin" "$sample_pid" -o "$work/capture.psnap" --force --quiet --cow
+  end=$(now)
+  cow_wall+=("$(elapsed "$start" "$end")")
+  kill -USR2 "$sample_pid"
+  cow_pause+=("$(read_pause)")
+  cow_size+=("$(stat -c %s "$work/capture.psnap")")
   rm -f "$work/capture.psnap"
 
   # gcore (gdb): the target is stopped for the whole run
@@ -138,6 +150,7 @@ for run in $(seq "$runs"); do
   zst_wall+=("$(elapsed "$start" "$end")")
   rm -f "$core"
   echo "capture_bench: run $run/$runs: procsnap ${ps_wall[-1]} s (pause ${ps_pause[-1]} ms)," \
+    "--cow ${cow_wall[-1]} s (pause ${cow_pause[-1]} ms)," \
     "gcore ${gc_wall[-1]} s (pause ${gc_pause[-1]} ms), zstd -3 ${zst_wall[-1]} s" >&2
 done
 
@@ -150,5 +163,6 @@ echo
 echo "| Tool | Wall time (s) | Target pause (ms) | Output (MiB) |"
 echo "|---|---:|---:|---:|"
 echo "| procsnap-capture (-j $jobs, zstd level 3) | $(median "${ps_wall[@]}") | $(median "${ps_pause[@]}") | $(mib "$(median "${ps_size[@]}")") |"
+echo "| procsnap-capture --cow (-j $jobs, zstd level 3) | $(median "${cow_wall[@]}") | $(median "${cow_pause[@]}") | $(mib "$(median "${cow_size[@]}")") |"
 echo "| gcore (gdb $(gdb --version | sed -n '1s/.* //p')) | $(median "${gc_wall[@]}") | $(median "${gc_pause[@]}") | $(mib "$(median "${gc_size[@]}")") |"
 echo "| gcore core, then \`zstd -3\` | +$(median "${zst_wall[@]}") | (as gcore) | $(mib "$(median "${zst_size[@]}")") |"

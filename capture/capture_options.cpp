@@ -1,6 +1,11 @@
 #include "capture/capture_options.h"
 
+#include "capture/redactor.h"
+
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <getopt.h>
 #include <limits>
 #include <memory>
@@ -17,8 +22,11 @@ enum LongOnly : int {
   kExclude,
   kEnviron,
   kEmbedBinaries,
+  kRedact,
+  kRedactFile,
   kLevel,
   kMaxBuffer,
+  kCow,
   kStats,
   kJson,
   kQuiet,
@@ -34,9 +42,12 @@ const option kLongOptions[] = {
     {"exclude", required_argument, nullptr, kExclude},
     {"environ", no_argument, nullptr, kEnviron},
     {"embed-binaries", no_argument, nullptr, kEmbedBinaries},
+    {"redact", required_argument, nullptr, kRedact},
+    {"redact-file", required_argument, nullptr, kRedactFile},
     {"jobs", required_argument, nullptr, 'j'},
     {"level", required_argument, nullptr, kLevel},
     {"max-buffer", required_argument, nullptr, kMaxBuffer},
+    {"cow", no_argument, nullptr, kCow},
     {"stats", no_argument, nullptr, kStats},
     {"json", no_argument, nullptr, kJson},
     {"quiet", no_argument, nullptr, kQuiet},
@@ -106,6 +117,36 @@ Result<pid_t> parsePid(std::string_view text) {
   if (!value || *value <= 0 || *value > (1 << 22))
     return usageError("invalid PID '" + std::string(text) + "'");
   return static_cast<pid_t>(*value);
+}
+
+// A --redact-file is a short list of secrets, never more than this.
+constexpr size_t kMaxPatternFileSize = 1u << 20;
+
+// One pattern per line ("\n" ends a line and is not part of the pattern; empty lines are
+// skipped), so secrets need not appear on the command line, where ps shows them.
+Result<std::vector<std::string>> readPatternFile(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file)
+    return usageError("cannot read --redact-file " + path + ": " + std::strerror(errno));
+  std::string text(kMaxPatternFileSize + 1, '\0');
+  const size_t n = std::fread(text.data(), 1, text.size(), file.get());
+  if (n > kMaxPatternFileSize)
+    return usageError("--redact-file " + path + " is larger than " +
+                      std::to_string(kMaxPatternFileSize) + " bytes");
+  text.resize(n);
+  std::vector<std::string> patterns;
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos)
+      end = text.size();
+    if (end > begin)
+      patterns.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  if (patterns.empty())
+    return usageError("--redact-file " + path + " holds no pattern");
+  return patterns;
 }
 
 // How to name the option getopt_long complained about: optopt is the short option character,
@@ -220,6 +261,19 @@ Result<CaptureOptions> parseCaptureOptions(std::span<const std::string> args) {
     case kEmbedBinaries:
       options.embed_binaries = true;
       break;
+    case kRedact:
+      if (value.empty())
+        return usageError("--redact needs a non-empty pattern");
+      options.redact_patterns.emplace_back(value);
+      break;
+    case kRedactFile: {
+      auto patterns = readPatternFile(std::string(value));
+      if (!patterns)
+        return std::move(patterns).takeError();
+      for (std::string& pattern : *patterns)
+        options.redact_patterns.push_back(std::move(pattern));
+      break;
+    }
     case 'j': {
       auto jobs = parseInteger<unsigned>(value);
       if (!jobs || *jobs == 0 || *jobs > kMaxJobs)
@@ -247,6 +301,9 @@ Result<CaptureOptions> parseCaptureOptions(std::span<const std::string> args) {
     case kStats:
       options.stats = true;
       break;
+    case kCow:
+      options.cow = true;
+      break;
     case kJson:
       options.json = true;
       break;
@@ -270,6 +327,15 @@ Result<CaptureOptions> parseCaptureOptions(std::span<const std::string> args) {
       return usageError("unknown option " + optionName(optopt, argv[optind - 1]));
     }
   }
+
+  if (options.redact_patterns.size() > kMaxRedactPatterns)
+    return usageError("at most " + std::to_string(kMaxRedactPatterns) + " --redact patterns, not " +
+                      std::to_string(options.redact_patterns.size()));
+  for (size_t i = 0; i < options.redact_patterns.size(); ++i)
+    if (options.redact_patterns[i].size() > kMaxRedactPatternSize)
+      // The pattern itself is a secret: name it by its position, never print it.
+      return usageError("--redact pattern " + std::to_string(i) + " is longer than " +
+                        std::to_string(kMaxRedactPatternSize) + " bytes");
 
   if (optind >= argc)
     return usageError("missing PID");
@@ -321,6 +387,12 @@ every private file mapping; never MADV_DONTDUMP regions, untouched or all-zero p
                         repeatable
       --environ         record the environment (may hold secrets)
       --embed-binaries  store every mapped ELF file whole (deduplicated by build-id)
+      --redact PATTERN  overwrite every occurrence of the literal byte string PATTERN with
+                        '*' in memory, modules and metadata before anything is written;
+                        the archive keeps a manifest (where, length, salted hash), never
+                        PATTERN; repeatable (1 to 4096 bytes, at most 64 patterns)
+      --redact-file FILE
+                        the same for each line of FILE (keeps secrets out of ps)
 
 Resources:
   -j, --jobs N          compression threads (default: one per CPU)
@@ -330,6 +402,12 @@ Resources:
       --max-buffer SIZE uncompressed bytes held while the target is frozen, with K, M, G
                         suffixes; beyond it chunks are compressed before thawing
                         (default: a quarter of MemAvailable)
+
+Pause:
+      --cow             thaw the target right after a copy-on-write fork of it, and copy
+                        the memory from that fork: the pause no longer grows with the
+                        resident size (x86-64; not under seccomp; shared, MADV_DONTFORK and
+                        MADV_WIPEONFORK regions are still copied while frozen)
 
 Reporting:
       --stats           print capture statistics on standard error at the end

@@ -30,12 +30,16 @@ struct CaptureOptions {
   std::vector<std::string> exclude_paths; // --exclude PATTERN: path substring or glob
   bool include_environ = false;
   bool embed_binaries = false;
+  // --redact PATTERN and --redact-file FILE (one pattern per line), in command-line order:
+  // literal byte strings overwritten wherever the archive would store them (redactor.h).
+  std::vector<std::string> redact_patterns;
   unsigned jobs = 0;                  // compression threads; 0: one per online CPU
   int level = 3;                      // zstd level
   std::optional<uint64_t> max_buffer; // bytes kept uncompressed while frozen; nullopt: default
-  bool stats = false;                 // print statistics as text on stderr at the end
-  bool json = false;                  // print the result as one JSON document
-  bool quiet = false;                 // no progress line
+  bool cow = false;   // --cow: copy from a copy-on-write fork after thawing (cow_child.h)
+  bool stats = false; // print statistics as text on stderr at the end
+  bool json = false;  // print the result as one JSON document
+  bool quiet = false; // no progress line
   bool help = false;
   bool version = false;
 

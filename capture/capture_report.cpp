@@ -59,6 +59,9 @@ std::string formatStatsText(const CaptureOutcome& outcome) {
   line("bytes compressed", Progress::formatBytes(stats.bytes_compressed) + ratio);
   for (const auto& [reason, bytes] : stats.bytes_skipped)
     line("skipped " + reason, Progress::formatBytes(bytes));
+  if (outcome.redactions != 0)
+    line("redactions", std::to_string(outcome.redactions) + " matches, " +
+                           Progress::formatBytes(outcome.redacted_bytes));
   line("archive size", Progress::formatBytes(outcome.archive_bytes));
   if (stats.compressed_while_frozen)
     line("note", "over the --max-buffer budget: some chunks were compressed while frozen");
@@ -78,6 +81,8 @@ std::string formatOutcomeJson(const CaptureOutcome& outcome) {
   doc["partial_reason"] = outcome.partial_reason;
   doc["regions"] = outcome.regions;
   doc["modules"] = outcome.modules;
+  doc["redactions"] = outcome.redactions;
+  doc["redacted_bytes"] = outcome.redacted_bytes;
   doc["warnings"] = outcome.warnings;
   // The same encoding as the archive's stats, so tools parse one schema.
   nlohmann::json stats = nlohmann::json::parse(encodeCaptureStats(outcome.stats), nullptr, false);

@@ -2,12 +2,15 @@
 
 #include "capture/capture_policy.h"
 #include "capture/chunk_buffer.h"
+#include "capture/cow_child.h"
 #include "capture/frozen_process.h"
 #include "capture/heap_prefault.h"
 #include "capture/memory_copier.h"
 #include "capture/module_collector.h"
 #include "capture/output_file.h"
 #include "capture/process_inspector.h"
+#include "capture/redactor.h"
+#include "capture/signal_guard.h"
 #include "capture/thread_pool.h"
 #include "common/archive_writer.h"
 #include "common/proc_files.h"
@@ -195,6 +198,17 @@ private:
   std::atomic<bool> cancelled_{false};
 };
 
+// --cow: forks the frozen target through an injected clone (cow_child.h), or says why not.
+Result<std::unique_ptr<CowChild>> forkForCopy(FrozenProcess& frozen,
+                                              const std::vector<RegionRecord>& regions) {
+  if (auto obstacle = cowObstacle(frozen.pid()))
+    return Error::make(ErrorCode::Unsupported, *obstacle);
+  auto gadget = findSyscallGadget(frozen.pid(), regions);
+  if (!gadget)
+    return std::move(gadget).takeError();
+  return CowChild::fork(frozen, *gadget);
+}
+
 } // namespace
 
 Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progress) {
@@ -240,7 +254,21 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
     prefaultHeap(std::min(budget, targetResidentBytes(options.pid) + kPrefaultSlack));
   }
 
-  // 2. Freeze.
+  // The redactor draws its salt before the freeze, so a failure cannot leave the target
+  // stopped.
+  std::optional<Redactor> redactor;
+  if (!options.redact_patterns.empty()) {
+    auto created = Redactor::create(options.redact_patterns);
+    if (!created)
+      return std::move(created).takeError();
+    redactor.emplace(std::move(*created));
+  }
+
+  // 2. Freeze. Declared in this order so that on an early return the target is thawed
+  // first, then the --cow fork is reaped (which stops the target briefly), then a signal
+  // that arrived meanwhile takes its course.
+  std::optional<SignalGuard::Deferral> deferral;
+  std::unique_ptr<CowChild> cow;
   progress.phase("freezing");
   std::unique_ptr<FrozenProcess> frozen;
   {
@@ -267,44 +295,78 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
   }
   metadata.threads = frozen->threads();
 
-  // 4. Copy. Compression only happens here when the budget is exceeded.
+  // 4. Copy. Compression only happens here when the budget is exceeded. With --cow, only the
+  // regions a fork does not carry faithfully are copied now; the rest after the thaw.
   ChunkBuffer buffer(budget, options.level);
   MemoryCopier copier(options.pid);
   const CapturePolicy policy = policyFrom(options, metadata.process.coredump_filter);
-  {
-    PhaseTimer timer(stats, "copy");
-    uint64_t to_copy = 0;
-    std::vector<char> copy_region(metadata.regions.size(), 0);
-    for (size_t i = 0; i < metadata.regions.size(); ++i) {
-      RegionRecord& region = metadata.regions[i];
-      if (auto excluded = regionExclusion(region, policy)) {
-        markWholeRegion(region, *excluded);
-      } else {
-        copy_region[i] = 1;
-        to_copy += progressWeight(region);
-      }
+  if (options.cow) {
+    // From the fork until it is reaped, SIGINT/SIGTERM/SIGHUP end the copy (the sink checks)
+    // instead of killing us on the spot, so that the fork is reaped rather than left behind.
+    deferral.emplace();
+    PhaseTimer timer(stats, "fork");
+    auto forked = forkForCopy(*frozen, metadata.regions);
+    if (forked)
+      cow = std::move(*forked);
+    else
+      metadata.warnings.push_back("--cow not used, copied while frozen: " + forked.error().message);
+  }
+  enum : char { kSkip, kCopyFrozen, kCopyFromFork };
+  std::vector<char> copy_region(metadata.regions.size(), kSkip);
+  uint64_t to_copy = 0;
+  for (size_t i = 0; i < metadata.regions.size(); ++i) {
+    RegionRecord& region = metadata.regions[i];
+    if (auto excluded = regionExclusion(region, policy)) {
+      markWholeRegion(region, *excluded);
+    } else {
+      copy_region[i] = cow && !needsFrozenCopy(region) ? kCopyFromFork : kCopyFrozen;
+      to_copy += progressWeight(region);
     }
-    progress.phase("copying", to_copy);
-    const ChunkSink sink = [&buffer](CopiedChunk&& chunk) { return buffer.add(std::move(chunk)); };
+  }
+  // With --redact, each chunk is held back until the next one has been searched, so a match
+  // across the junction is overwritten in both before either is hashed or compressed. An
+  // error from buffer.add() is then reported with the next chunk; it ends the capture
+  // either way.
+  std::optional<CopiedChunk> held;
+  const ChunkSink sink = [&buffer, &redactor, &held](CopiedChunk&& chunk) -> Result<void> {
+    if (SignalGuard::deferredSignal() != 0)
+      return Error::make(ErrorCode::Generic,
+                         "interrupted by signal " + std::to_string(SignalGuard::deferredSignal()));
+    if (!redactor)
+      return buffer.add(std::move(chunk));
+    std::optional<CopiedChunk> ready = std::move(held);
+    held = std::move(chunk);
+    redactor->feedMemory(held->address, held->bytes);
+    if (!ready)
+      return success();
+    return buffer.add(std::move(*ready));
+  };
+  // Copies the regions marked `which` from `from`; a source that dies makes the rest Lost.
+  auto copyRegions = [&](MemoryCopier& from, char which, const char* gone) -> Result<void> {
     for (size_t i = 0; i < metadata.regions.size(); ++i) {
-      if (!copy_region[i])
+      if (copy_region[i] != which)
         continue;
       RegionRecord& region = metadata.regions[i];
       if (outcome.partial) {
         markWholeRegion(region, PageState::Lost);
         continue;
       }
-      auto copied = copier.copyRegion(region, sink);
+      auto copied = from.copyRegion(region, sink);
       progress.advance(progressWeight(region));
       if (copied)
         continue;
       if (copied.error().code != ErrorCode::ProcessGone)
         return std::move(copied).takeError();
       outcome.partial = true;
-      outcome.partial_reason = "the target exited during the capture";
+      outcome.partial_reason = gone;
     }
+    return success();
+  };
+  {
+    PhaseTimer timer(stats, "copy");
+    progress.phase("copying", to_copy);
+    PROCSNAP_TRY(copyRegions(copier, kCopyFrozen, "the target exited during the capture"));
   }
-  stats.bytes_copied = copier.stats().bytes_copied;
   stats.compressed_while_frozen = buffer.compressedWhileFrozen();
 
   // 5. Open the module files while the mappings still exist, then thaw at once.
@@ -317,6 +379,32 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
   }
   stats.pause_seconds = frozen->pauseSeconds();
   frozen.reset();
+  stats.bytes_copied = copier.stats().bytes_copied;
+
+  // 5b. --cow: the rest, from the fork, while the target runs; then the fork goes away.
+  if (cow) {
+    {
+      PhaseTimer timer(stats, "copy");
+      MemoryCopier fork_copier(cow->pid());
+      PROCSNAP_TRY(copyRegions(fork_copier, kCopyFromFork,
+                               "the copy-on-write fork was killed during the capture"));
+      stats.bytes_copied += fork_copier.stats().bytes_copied;
+    }
+    PhaseTimer timer(stats, "release");
+    auto reap_pause = cow->release();
+    if (reap_pause)
+      stats.pause_seconds += *reap_pause; // the target was stopped again to reap the fork
+    else if (reap_pause.error().code != ErrorCode::ProcessGone)
+      metadata.warnings.push_back("--cow: " + reap_pause.error().message);
+    cow.reset();
+    deferral.reset();
+  }
+  if (redactor) {
+    redactor->finishMemory();
+    if (held)
+      if (auto added = buffer.add(std::move(*held)); !added)
+        return std::move(added).takeError();
+  }
 
   // 6. Module sketches, from the opened files, after the thaw.
   progress.phase("reading modules");
@@ -329,6 +417,9 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
                                });
     for (const std::string& warning : modules.warnings())
       metadata.warnings.push_back(warning);
+    if (redactor)
+      for (size_t i = 0; i < sketches.size(); ++i)
+        redactor->redactModule(static_cast<uint32_t>(i), sketches[i]);
     for (const ModuleSketch& sketch : sketches)
       metadata.modules.push_back(sketch.record);
   }
@@ -341,6 +432,13 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
   stats.bytes_stored = buffer.storedBytes();
   stats.bytes_skipped = skippedBytes(metadata.regions);
   metadata.stats = stats;
+  std::optional<RedactionManifest> manifest;
+  if (redactor) {
+    redactor->redactMetadata(metadata);
+    manifest = redactor->manifest();
+    outcome.redactions = manifest->entries.size() + manifest->omitted_entries;
+    outcome.redacted_bytes = manifest->bytes_redacted;
+  }
 
   // 8. Write: header, metadata, modules, then chunks as they are compressed.
   ArchiveWriter writer(output->fd());
@@ -353,6 +451,9 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
       return writeFailed(r.error());
     for (const ModuleSketch& sketch : sketches)
       if (auto r = writer.writeModule(sketch); !r)
+        return writeFailed(r.error());
+    if (manifest)
+      if (auto r = writer.writeRedactions(*manifest); !r)
         return writeFailed(r.error());
   }
   sketches.clear();

@@ -26,6 +26,8 @@ struct CaptureOutcome {
   uint64_t archive_bytes = 0;
   uint32_t regions = 0;
   uint32_t modules = 0;
+  uint64_t redactions = 0;     // --redact matches overwritten (listed or not)
+  uint64_t redacted_bytes = 0; // distinct bytes overwritten in memory and modules
   std::vector<std::string> warnings;
 };
 

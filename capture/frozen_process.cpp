@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
@@ -294,6 +295,7 @@ Result<void> FrozenProcess::waitForStop(Tracee& tracee, Clock::time_point deadli
     if (got == tracee.tid) {
       if (WIFSTOPPED(status)) {
         tracee.stopped = true;
+        tracee.interrupt_stop = (status >> 16) == PTRACE_EVENT_STOP && WSTOPSIG(status) == SIGTRAP;
         // A signal-delivery-stop (no event) intercepted a signal: give it back on detach.
         // An event stop (PTRACE_EVENT_STOP, group-stop) carries nothing to re-inject.
         if ((status >> 16) == 0)
@@ -440,6 +442,19 @@ std::vector<uint64_t> FrozenProcess::stackPointers() const {
     if (thread.sp != 0)
       pointers.push_back(thread.sp);
   return pointers;
+}
+
+std::optional<pid_t> FrozenProcess::interruptStoppedThread() const {
+  std::optional<pid_t> found;
+  for (const Tracee& tracee : tracees_) {
+    if (tracee.tid == 0 || !tracee.stopped || !tracee.interrupt_stop || tracee.pending_signal)
+      continue;
+    if (tracee.tid == pid_)
+      return tracee.tid;
+    if (!found)
+      found = tracee.tid;
+  }
+  return found;
 }
 
 Result<void> FrozenProcess::thaw() {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <utility>
@@ -43,6 +44,10 @@ public:
   const std::vector<ThreadRecord>& threads() const { return threads_; }
   std::vector<uint64_t> stackPointers() const;
 
+  // A thread stopped by our PTRACE_INTERRUPT (not by a signal or a group stop): the one a
+  // system call can be injected into (syscall_injection.h). The main thread when it qualifies.
+  std::optional<pid_t> interruptStoppedThread() const;
+
   // PTRACE_DETACH every thread; idempotent. The pause duration is then pauseSeconds().
   Result<void> thaw();
   bool frozen() const { return frozen_; }
@@ -53,9 +58,10 @@ private:
   // One seized thread and what detaching it needs.
   struct Tracee {
     pid_t tid = 0;
-    int emergency_slot = -1; // index in the emergency table, -1 when not recorded there
-    int pending_signal = 0;  // a signal whose delivery our stop intercepted: re-injected
-    bool stopped = false;    // waitpid reported its stop
+    int emergency_slot = -1;     // index in the emergency table, -1 when not recorded there
+    int pending_signal = 0;      // a signal whose delivery our stop intercepted: re-injected
+    bool stopped = false;        // waitpid reported its stop
+    bool interrupt_stop = false; // ... and it was PTRACE_EVENT_STOP with SIGTRAP
   };
 
   FrozenProcess() = default;

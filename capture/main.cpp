@@ -3,6 +3,7 @@
 #include "capture/capture_options.h"
 #include "capture/capture_report.h"
 #include "capture/capture_session.h"
+#include "capture/cow_child.h"
 #include "capture/exit_codes.h"
 #include "capture/frozen_process.h"
 #include "capture/progress.h"
@@ -15,6 +16,13 @@
 #include <vector>
 
 namespace {
+
+// On a fatal or terminating signal: the copy-on-write fork dies first (it must never run the
+// target's code), then every frozen thread is detached. Both are async-signal-safe.
+void emergencyRelease() noexcept {
+  procsnap::emergencyKillCowChild();
+  procsnap::emergencyThawAll();
+}
 
 constexpr const char* kProgram = "procsnap-capture";
 
@@ -53,7 +61,7 @@ int main(int argc, char** argv) {
   // With -o - standard output carries the archive, so the JSON report goes to stderr.
   FILE* json_stream = options.toStdout() ? stderr : stdout;
 
-  SignalGuard::install(&emergencyThawAll);
+  SignalGuard::install(&emergencyRelease);
   Progress progress(!options.quiet, STDERR_FILENO);
   auto outcome = runCapture(options, progress);
   progress.clear();

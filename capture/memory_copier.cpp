@@ -475,6 +475,11 @@ Result<void> MemoryCopier::copyRegion(RegionRecord& region, const ChunkSink& sin
       return gone();
     return std::move(ranges).takeError();
   }
+  // The [vdso]'s pages are the kernel's, shared by every process: reading one the target has
+  // not touched maps it without allocating anything, and debuggers need the whole image
+  // (its string table lies in a page a process rarely touches).
+  if (map.path == "[vdso]")
+    *ranges = {PresentRange{region_start, region_end}};
 
   // The mapped file, opened once per region, when the target has not faulted in all of it.
   uint64_t present_bytes = 0;

@@ -15,8 +15,16 @@ constexpr int kGuardedSignals[] = {SIGINT, SIGTERM, SIGHUP};
 char g_temporary_path[PATH_MAX];
 volatile sig_atomic_t g_temporary_path_set = 0;
 SignalGuard::EmergencyAction volatile g_emergency = nullptr;
+// Nesting depth of SignalGuard::Deferral, and the signal that arrived meanwhile.
+volatile sig_atomic_t g_deferral_depth = 0;
+volatile sig_atomic_t g_deferred_signal = 0;
 
 void onFatalSignal(int signal_number) {
+  if (g_deferral_depth > 0) {
+    if (g_deferred_signal == 0)
+      g_deferred_signal = signal_number;
+    return;
+  }
   const int saved_errno = errno;
   if (SignalGuard::EmergencyAction action = g_emergency)
     action();
@@ -73,6 +81,23 @@ void SignalGuard::setTemporaryPath(const char* path) {
 
 void SignalGuard::clearTemporaryPath() {
   g_temporary_path_set = 0;
+}
+
+SignalGuard::Deferral::Deferral() {
+  g_deferral_depth = g_deferral_depth + 1;
+}
+
+SignalGuard::Deferral::~Deferral() {
+  g_deferral_depth = g_deferral_depth - 1;
+  if (g_deferral_depth == 0 && g_deferred_signal != 0) {
+    const int signal_number = g_deferred_signal;
+    g_deferred_signal = 0;
+    onFatalSignal(signal_number); // the course the signal would have taken
+  }
+}
+
+int SignalGuard::deferredSignal() {
+  return g_deferred_signal;
 }
 
 } // namespace procsnap

@@ -20,6 +20,22 @@ public:
   static void setTemporaryPath(const char* path);
   static void clearTemporaryPath();
 
+  // While a Deferral lives, a guarded signal is only recorded (deferredSignal()), so that
+  // work which must not be cut short can finish: a thread running injected registers must get
+  // its own back, and a copy-on-write fork must be reaped. Code in that scope polls
+  // deferredSignal() and unwinds; when the outermost Deferral ends, a recorded signal takes
+  // its normal course (emergency action, unlink, re-raise). Only the capturing thread may
+  // create one (it also blocks the signals' normal path for the whole process).
+  class Deferral final {
+  public:
+    Deferral();
+    ~Deferral();
+    Deferral(const Deferral&) = delete;
+    Deferral& operator=(const Deferral&) = delete;
+  };
+  // The signal recorded during a Deferral, or 0.
+  static int deferredSignal();
+
   SignalGuard() = delete;
 };
 

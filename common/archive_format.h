@@ -35,7 +35,7 @@ enum class BlockType : uint16_t {
   Chunk = 3,
   Stats = 4,
   Index = 5,
-  Redaction = 6, // reserved: a manifest of redacted ranges (not written by version 1)
+  Redaction = 6, // the --redact manifest (redaction_manifest.h); readers may skip it
 };
 
 std::string_view blockTypeName(uint16_t type); // "metadata", ..., "unknown"

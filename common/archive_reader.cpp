@@ -171,6 +171,7 @@ struct ArchiveReader::State {
   SnapshotMetadata metadata;
   std::vector<ChunkInfo> chunks;
   std::vector<ModuleInfo> modules;
+  std::optional<RedactionManifest> redactions;
 
   ~State() {
     if (map.data)
@@ -254,6 +255,15 @@ struct ArchiveReader::State {
                                    "metadata " + at(offset));
     PROCSNAP_TRY(json);
     return decodeMetadata(*json);
+  }
+
+  Result<RedactionManifest> redactionBlock(uint64_t offset, std::span<const std::byte> payload,
+                                           uint64_t expected_size) const {
+    auto bytes = decompressDocument(payload, kMaxRedactionPayloadSize, expected_size,
+                                    "redaction manifest " + at(offset));
+    PROCSNAP_TRY(bytes);
+    return decodeRedactionManifest(
+        {reinterpret_cast<const std::byte*>(bytes->data()), bytes->size()});
   }
 
   void applyStats(const StatsBlock& block) {
@@ -424,6 +434,7 @@ Result<void> ArchiveReader::State::openFromTrailer() {
   std::optional<format::IndexEntry> metadata_entry;
   std::optional<format::IndexEntry> stats_entry;
   std::vector<format::IndexEntry> module_entries;
+  std::optional<format::IndexEntry> redaction_entry;
   chunks.reserve(static_cast<size_t>(count));
   uint64_t expected_offset = format::kFileHeaderSize; // blocks are contiguous
   for (uint64_t i = 0; i < count; ++i) {
@@ -468,6 +479,12 @@ Result<void> ArchiveReader::State::openFromTrailer() {
         return bad("is larger than the limit for a module");
       module_entries.push_back(e);
       break;
+    case BlockType::Redaction:
+      if (e.uncompressed_size > kMaxRedactionPayloadSize)
+        return bad("is larger than the limit for a redaction manifest");
+      if (!redaction_entry)
+        redaction_entry = e;
+      break;
     default:
       break; // unknown and reserved types are skipped
     }
@@ -509,6 +526,17 @@ Result<void> ArchiveReader::State::openFromTrailer() {
       return Error::make(block.error().code, path + ": " + block.error().message);
     applyStats(*block);
   }
+  if (redaction_entry) {
+    auto data =
+        payload(redaction_entry->block_offset, BlockType::Redaction, redaction_entry->block_size);
+    if (!data.ok())
+      return corrupt(path + ": redaction manifest " + data.error().message);
+    auto manifest =
+        redactionBlock(redaction_entry->block_offset, *data, redaction_entry->uncompressed_size);
+    if (!manifest.ok())
+      return Error::make(manifest.error().code, path + ": " + manifest.error().message);
+    redactions = std::move(*manifest);
+  }
   markPartial(trailer->flags & format::kTrailerFlagPartial, "");
   complete = true;
   return success();
@@ -517,6 +545,7 @@ Result<void> ArchiveReader::State::openFromTrailer() {
 void ArchiveReader::State::salvage() {
   chunks.clear();
   modules.clear();
+  redactions.reset();
   metadata = SnapshotMetadata{};
   bool have_metadata = false;
   std::optional<StatsBlock> stats;
@@ -586,6 +615,14 @@ void ArchiveReader::State::salvage() {
         stats = std::move(*block);
       else
         problem = block.error();
+      break;
+    }
+    case BlockType::Redaction: {
+      auto manifest = redactionBlock(step.offset, data, 0);
+      if (!manifest.ok())
+        problem = manifest.error();
+      else if (!redactions)
+        redactions = std::move(*manifest);
       break;
     }
     default:
@@ -710,6 +747,10 @@ const SnapshotMetadata& ArchiveReader::metadata() const {
 const std::vector<ChunkInfo>& ArchiveReader::chunks() const {
   return state_->chunks;
 }
+const RedactionManifest* ArchiveReader::redactions() const {
+  return state_->redactions ? &*state_->redactions : nullptr;
+}
+
 const std::vector<ModuleInfo>& ArchiveReader::modules() const {
   return state_->modules;
 }
@@ -809,8 +850,15 @@ Result<ModuleSketch> ArchiveReader::readModule(size_t index) const {
     left -= length;
     ModuleSketch::Piece piece;
     piece.offset = piece_offset;
-    piece.bytes.resize(length); // bounded by the declared size, itself bounded by the limit
-    PROCSNAP_TRY(stream.readExactly(piece.bytes.data(), length));
+    // Grown in steps like a document: a frame that declares gigabytes but holds a few bytes
+    // fails before it gets that memory (the declared size alone is bounded only by the limit).
+    while (piece.bytes.size() < length) {
+      const uint64_t done = piece.bytes.size();
+      const uint64_t step =
+          std::min<uint64_t>(length - done, std::max<uint64_t>(done, kInitialDocumentBuffer));
+      piece.bytes.resize(done + step);
+      PROCSNAP_TRY(stream.readExactly(piece.bytes.data() + done, step));
+    }
     sketch.pieces.push_back(std::move(piece));
   }
   if (left != 0)
@@ -940,6 +988,12 @@ VerifyReport ArchiveReader::verify(const std::function<void(uint64_t, uint64_t)>
         if (!sketch.ok())
           problem = sketch.error().message;
       }
+      break;
+    }
+    case BlockType::Redaction: {
+      auto manifest = s.redactionBlock(step.offset, data, 0);
+      if (!manifest.ok())
+        problem = manifest.error().message;
       break;
     }
     case BlockType::Index:

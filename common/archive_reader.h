@@ -4,6 +4,7 @@
 #pragma once
 
 #include "module_sketch.h"
+#include "redaction_manifest.h"
 #include "result.h"
 #include "snapshot_metadata.h"
 
@@ -84,6 +85,9 @@ public:
   Result<void> readChunk(const ChunkInfo& chunk, std::span<std::byte> out) const;
 
   const std::vector<ModuleInfo>& modules() const;
+
+  // The --redact manifest (REDACTION block), or null when the capture redacted nothing.
+  const RedactionManifest* redactions() const;
   Result<ModuleSketch> readModule(size_t index) const;
 
   // Checks every block checksum, decompresses every chunk and compares its content hash.

@@ -99,6 +99,7 @@ struct ArchiveWriter::State {
   std::map<uint64_t, uint64_t> chunk_ranges; // start -> end, to refuse overlapping chunks
   bool partial = false;
   std::string partial_reason;
+  bool redactions_written = false;
   CCtxPtr cctx{ZSTD_createCCtx()};
   std::unique_ptr<XXH3_state_t, XxhStateDeleter> hash_state{XXH3_createState()};
 
@@ -366,6 +367,25 @@ Result<void> ArchiveWriter::writeChunk(const CompressedChunk& chunk) {
   PROCSNAP_TRY(state_->writeBlock(format::BlockType::Chunk, 0,
                                   {std::span<const std::byte>(prefix_bytes), chunk.frame}, entry));
   ranges.emplace_hint(next, chunk.address, end);
+  return success();
+}
+
+Result<void> ArchiveWriter::writeRedactions(const RedactionManifest& manifest) {
+  PROCSNAP_TRY(state_->expect(State::Phase::Metadata, "writeRedactions"));
+  if (state_->redactions_written)
+    return Error::make(ErrorCode::InvalidArgument, "writeRedactions called twice");
+  if (manifest.entries.size() > kMaxRedactionEntries)
+    return Error::make(ErrorCode::InvalidArgument, "redaction manifest lists more than " +
+                                                       std::to_string(kMaxRedactionEntries) +
+                                                       " entries");
+  const std::vector<std::byte> payload = encodeRedactionManifest(manifest);
+  auto frame = state_->compressDocument({payload});
+  PROCSNAP_TRY(frame);
+  format::IndexEntry entry;
+  entry.uncompressed_size = payload.size();
+  PROCSNAP_TRY(state_->writeBlock(format::BlockType::Redaction, format::kBlockFlagZstdPayload,
+                                  {*frame}, entry));
+  state_->redactions_written = true;
   return success();
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "module_sketch.h"
+#include "redaction_manifest.h"
 #include "result.h"
 #include "snapshot_metadata.h"
 
@@ -54,13 +55,16 @@ public:
   ArchiveWriter(const ArchiveWriter&) = delete;
   ArchiveWriter& operator=(const ArchiveWriter&) = delete;
 
-  // Call in this order: header, metadata, then modules and chunks in any order and number,
+  // Call in this order: header, metadata, then modules, chunks and at most one redaction
+  // manifest in any order and number,
   // then stats, then finish. A writer that stops before finish() leaves a truncated archive
   // whose intact blocks a reader can salvage.
   Result<void> writeHeader();
   Result<void> writeMetadata(const SnapshotMetadata& metadata);
   Result<void> writeModule(const ModuleSketch& sketch);
   Result<void> writeChunk(const CompressedChunk& chunk);
+  // The --redact manifest, at most once, in the same phase as modules and chunks.
+  Result<void> writeRedactions(const RedactionManifest& manifest);
   Result<void> writeStats(const CaptureStats& stats);
   Result<void> finish(); // index block and trailer
 

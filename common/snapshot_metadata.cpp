@@ -8,7 +8,7 @@ namespace procsnap {
 namespace {
 
 // The names are part of the archive format (docs/FORMAT.md): never rename one.
-constexpr std::array<std::pair<PageState, std::string_view>, 8> kPageStateNames = {{
+constexpr std::array<std::pair<PageState, std::string_view>, 9> kPageStateNames = {{
     {PageState::Stored, "stored"},
     {PageState::Zero, "zero"},
     {PageState::NotPresent, "not-present"},
@@ -17,6 +17,7 @@ constexpr std::array<std::pair<PageState, std::string_view>, 8> kPageStateNames 
     {PageState::Unreadable, "unreadable"},
     {PageState::Lost, "lost"},
     {PageState::Redacted, "redacted"},
+    {PageState::FromFile, "from-file"},
 }};
 
 } // namespace

@@ -26,7 +26,16 @@ enum class PageState : uint8_t {
   Unreadable,       // the kernel refused to read it ([vvar], [vsyscall], I/O error)
   Lost,             // the target exited or unmapped it before it was read
   Redacted,         // --redact removed the contents (a manifest entry says where)
+  // Not in the source (an ELF core leaves out file-backed pages): read from the module's file
+  // on this host, whose build-id matches the one in the source's memory. Never written to
+  // archives by capture; holds bytes like Stored.
+  FromFile,
 };
+
+// States whose runs read as real bytes (Stored, FromFile); every other state reads as zeros.
+inline bool holdsBytes(PageState state) {
+  return state == PageState::Stored || state == PageState::FromFile;
+}
 
 std::string_view toString(PageState state); // "stored", "zero", "not-present", ...
 std::optional<PageState> pageStateFromString(std::string_view name);

@@ -140,6 +140,8 @@ struct Options {
   uint64_t resident_mb = 0;
   std::string pause_monitor_path; // empty: no monitor thread
   unsigned exit_after_seconds = kDefaultExitAfterSeconds;
+  bool churn_threads = false; // thread `sample-churn-t` creates and joins threads in a loop
+  bool churn_maps = false;    // thread `sample-churn-m` maps, checks and unmaps in a loop
 };
 
 uint64_t parseNumber(const char* option, const char* text, uint64_t max) {
@@ -157,9 +159,14 @@ Options parseOptions(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help") {
-      std::printf("usage: %s [--resident-mb N] [--pause-monitor FILE] [--exit-after SECONDS]\n",
+      std::printf("usage: %s [--resident-mb N] [--pause-monitor FILE] [--exit-after SECONDS]\n"
+                  "       [--churn-threads] [--churn-maps]\n",
                   argv[0]);
       std::exit(0);
+    }
+    if (arg == "--churn-threads" || arg == "--churn-maps") { // flags without a value
+      (arg == "--churn-threads" ? options.churn_threads : options.churn_maps) = true;
+      continue;
     }
     if (i + 1 >= argc)
       die("unknown option or missing value: '%s'", argv[i]);
@@ -271,6 +278,59 @@ void* monitorMain(void* argument) {
       samples = 0;
       clock_gettime(CLOCK_MONOTONIC, &previous); // the write itself is not a pause
     }
+  }
+  return nullptr;
+}
+
+// ---- Churn: threads and mappings that come and go while a capture runs -------------------------
+
+constexpr int kChurnThreadBatch = 4;    // threads alive at once in the thread churn
+constexpr uint64_t kChurnMaxPages = 64; // largest mapping of the map churn, in pages
+std::atomic<bool> g_churn_stop{false};
+std::atomic<uint64_t> g_churn_threads_started{0};
+
+void* shortLivedMain(void*) {
+  g_churn_threads_started.fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void* threadChurnMain(void*) {
+  pthread_setname_np(pthread_self(), "sample-churn-t");
+  while (!g_churn_stop.load(std::memory_order_relaxed)) {
+    pthread_t batch[kChurnThreadBatch];
+    int started = 0;
+    for (int i = 0; i < kChurnThreadBatch; ++i)
+      if (pthread_create(&batch[started], nullptr, shortLivedMain, nullptr) == 0)
+        ++started; // EAGAIN under pressure: fewer this round
+    for (int i = 0; i < started; ++i)
+      pthread_join(batch[i], nullptr);
+  }
+  return nullptr;
+}
+
+// Maps anonymous memory, writes a tag into every page, splits the mapping with mprotect now
+// and then, reads the tags back and unmaps. A capture that wrote into the target or lost a
+// page the target owns would make the check fail, and the sample exits with an error.
+void* mapChurnMain(void*) {
+  pthread_setname_np(pthread_self(), "sample-churn-m");
+  Prng random;
+  while (!g_churn_stop.load(std::memory_order_relaxed)) {
+    const uint64_t pages = 1 + random.next() % kChurnMaxPages;
+    const size_t size = pages * kPageSize;
+    void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapping == MAP_FAILED)
+      continue; // ENOMEM under pressure: try again
+    auto* bytes = static_cast<volatile uint64_t*>(mapping);
+    const uint64_t tag = random.next();
+    for (uint64_t page = 0; page < pages; ++page)
+      bytes[page * kPageSize / 8] = tag + page;
+    if (pages > 1 && (tag & 1) != 0)
+      mprotect(mapping, kPageSize, PROT_READ); // one mapping becomes two
+    for (uint64_t page = 0; page < pages; ++page)
+      if (bytes[page * kPageSize / 8] != tag + page)
+        die("map churn: page %llu of %p changed under us", static_cast<unsigned long long>(page),
+            mapping);
+    munmap(mapping, size);
   }
   return nullptr;
 }
@@ -607,6 +667,14 @@ int main(int argc, char** argv) {
       pthread_create(&monitor, nullptr, monitorMain, &options.pause_monitor_path) != 0)
     die("pthread_create failed");
 
+  pthread_t churn_threads{};
+  pthread_t churn_maps{};
+  if (options.churn_threads &&
+      pthread_create(&churn_threads, nullptr, threadChurnMain, nullptr) != 0)
+    die("pthread_create failed");
+  if (options.churn_maps && pthread_create(&churn_maps, nullptr, mapChurnMain, nullptr) != 0)
+    die("pthread_create failed");
+
   pthread_mutex_lock(&g_mutex);
   while (g_workers_ready < kWorkerCount)
     pthread_cond_wait(&g_cond, &g_mutex);
@@ -656,6 +724,11 @@ int main(int argc, char** argv) {
   g_monitor_stop = true;
   if (monitor_started)
     pthread_join(monitor, nullptr);
+  g_churn_stop = true;
+  if (options.churn_threads)
+    pthread_join(churn_threads, nullptr);
+  if (options.churn_maps)
+    pthread_join(churn_maps, nullptr);
   unlink(regions.file_path.c_str());
   return 0;
 }

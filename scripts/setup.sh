@@ -10,6 +10,7 @@ packages=(
   libxxhash-dev                    # chunk content hashes and block checksums
   libboost-iostreams-dev           # compressed and memory-mapped streams
   liblz4-dev                       # lz4-framed cores (systemd-coredump)
+  xz-utils lz4 gzip                # compressed-core tests: the xz, lz4 and gzip CLIs
   nlohmann-json3-dev               # self-describing metadata in common/ (no LLVM in capture)
   libgtest-dev libgmock-dev        # tests
   gdb binutils                     # oracles in tests: gdb dump memory / gcore, readelf, nm, strings

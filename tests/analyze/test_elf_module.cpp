@@ -7,6 +7,8 @@
 
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
 
 // Symbols of this test binary with known addresses at runtime.
 extern "C" __attribute__((used, noinline)) int procsnap_elf_test_function(int x) {
@@ -176,6 +178,24 @@ TEST(ElfModuleTest, NonElfIsAnErrorAndTruncatedElfDoesNotCrash) {
     llvm::consumeError(module.takeError());
   }
   EXPECT_EQ(procsnap_elf_test_function(1) + procsnap_elf_test_ns::frob(1), 12);
+}
+
+// A hostile snapshot may name a device or a FIFO as a module path: reading one would never
+// end (/dev/zero) or block (a FIFO nobody writes). Both are refused at once.
+TEST(ElfModuleFiles, OnlyRegularFilesAreRead) {
+  auto zero = summarizeElfFile("/dev/zero");
+  ASSERT_FALSE(zero);
+  EXPECT_NE(llvm::toString(zero.takeError()).find("/dev/zero"), std::string::npos);
+  char dir_template[] = "/tmp/procsnap-fifo-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string fifo = std::string(dir_template) + "/module";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_FALSE(readRegularFile(fifo));
+  auto build_id = readBuildId(fifo);
+  EXPECT_FALSE(build_id);
+  llvm::consumeError(build_id.takeError());
+  unlink(fifo.c_str());
+  rmdir(dir_template);
 }
 
 } // namespace

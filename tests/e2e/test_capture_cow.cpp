@@ -1,0 +1,165 @@
+// End-to-end: procsnap-capture --cow, which thaws the target right after an injected
+// copy-on-write fork and copies from the fork. The archive must hold the same truth as a
+// frozen capture, the target must be left with no child at all (the fork is reaped inside
+// it), and a capturer interrupted while copying from the fork must still reap it.
+#include "test_capture_support.h"
+
+#include "common/proc_files.h"
+#include "tests/support/temp_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace procsnap::test {
+namespace {
+
+// Big enough that copying from the fork with -j 1 and a 1 MiB buffer (compressing as it
+// copies) takes a good part of a second, so a signal can land in that phase.
+const char* const kResidentMb = "192";
+
+struct ChildInfo {
+  pid_t pid = 0;
+  char state = '?';
+};
+
+// Every process whose parent is pid (zombies included), from /proc/*/stat.
+std::vector<ChildInfo> childrenOf(pid_t pid) {
+  std::vector<ChildInfo> children;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr)
+    return children;
+  while (const dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    const long candidate = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0')
+      continue;
+    auto stat = readProcFile("/proc/" + std::string(entry->d_name) + "/stat", 4096);
+    if (!stat)
+      continue;
+    const size_t paren = stat->rfind(')');
+    char state = 0;
+    int ppid = 0;
+    if (paren != std::string::npos &&
+        std::sscanf(stat->c_str() + paren + 2, "%c %d", &state, &ppid) == 2 && ppid == pid)
+      children.push_back({static_cast<pid_t>(candidate), state});
+  }
+  closedir(dir);
+  return children;
+}
+
+bool waitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  return true;
+}
+
+TEST(CaptureCow, ArchiveHoldsTheTruthAndTheTargetHasNoChildLeft) {
+  auto sample = SampleProcess::start(SampleVariant::Pie);
+  ASSERT_TRUE(sample.ok()) << sample.error().message;
+  auto dir = TempDir::create("procsnap-capture-cow");
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir->file("cow.psnap");
+  CommandResult run = runCapture({std::to_string((*sample)->pid()), "-o", path, "--cow", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto report = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << run.out;
+  // The fork was used (a warning would say it was not) and its time is its own phase.
+  EXPECT_TRUE(report.value("warnings", nlohmann::json::array()).empty()) << run.out;
+  EXPECT_TRUE(report["stats"]["phase_seconds"].contains("fork")) << run.out;
+
+  auto reader = ArchiveReader::open(path);
+  ASSERT_TRUE(reader.ok()) << reader.error().message;
+  const nlohmann::json& truth = (*sample)->truth();
+  auto counter = readMemory(**reader, addressOf(truth["data_counter"]["addr"]), 8);
+  ASSERT_TRUE(counter.has_value());
+  uint64_t value = 0;
+  std::memcpy(&value, counter->data(), 8);
+  EXPECT_EQ(value, truth["data_counter"]["value"].get<uint64_t>());
+  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large", "memfd"}) {
+    const std::string expected = truth[key]["value"].get<std::string>();
+    EXPECT_EQ(readString(**reader, addressOf(truth[key]["addr"]), expected.size()), expected)
+        << key;
+  }
+  for (const nlohmann::json& thread : truth["threads"]) {
+    const std::string marker = thread["stack_marker"].get<std::string>();
+    EXPECT_EQ(readString(**reader, addressOf(thread["stack_marker_addr"]), marker.size()), marker)
+        << thread["name"];
+  }
+  EXPECT_FALSE((*reader)->metadata().partial);
+  // Every thread kept its registers: they were read before the fork.
+  EXPECT_EQ((*reader)->metadata().threads.size(), truth["threads"].size() + 1);
+  // The MADV_DONTDUMP region stays out, as without --cow (the secret alone is also a
+  // literal in .rodata; only the region holds it repeated with newlines).
+  const std::string secret = truth["dontdump"]["secret"].get<std::string>();
+  EXPECT_FALSE(anyChunkContains(**reader, secret + "\n" + secret));
+
+  EXPECT_TRUE(waitRunningUntraced(**sample, std::chrono::milliseconds(1000)));
+  EXPECT_TRUE(childrenOf((*sample)->pid()).empty()) << "the fork was not reaped";
+  EXPECT_TRUE((*sample)->alive());
+}
+
+// Signals the capturer once it is copying from the fork (the target has a child and is no
+// longer traced), then checks what is left.
+void interruptCowCopy(int signal_number) {
+  auto sample = SampleProcess::start(SampleVariant::Pie, {"--resident-mb", kResidentMb});
+  ASSERT_TRUE(sample.ok()) << sample.error().message;
+  const pid_t pid = (*sample)->pid();
+  auto dir = TempDir::create("procsnap-capture-cow-sig");
+  ASSERT_TRUE(dir.ok());
+  std::mt19937 random(std::random_device{}());
+  const pid_t capture = spawnCapture({std::to_string(pid), "-o", dir->file("sig.psnap"), "--cow",
+                                      "--max-buffer", "1M", "-j", "1"});
+  ASSERT_GT(capture, 0);
+  const bool copying = waitFor(
+      [&] { return !childrenOf(pid).empty() && (*sample)->statusField("TracerPid") == "0"; },
+      std::chrono::milliseconds(20000));
+  ASSERT_TRUE(copying) << "never saw the fork";
+  std::this_thread::sleep_for(std::chrono::milliseconds(random() % 20));
+  ::kill(capture, signal_number);
+  const int status = waitChild(capture, std::chrono::milliseconds(20000));
+  ASSERT_NE(status, -1) << "capture did not exit";
+  // Copying 192 MiB while compressing on one thread takes far longer than 20 ms: the signal
+  // lands in the copy.
+  ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
+  EXPECT_EQ(WTERMSIG(status), signal_number);
+  EXPECT_TRUE(waitRunningUntraced(**sample, std::chrono::milliseconds(1000)));
+  EXPECT_TRUE((*sample)->alive());
+  if (signal_number == SIGKILL) {
+    // EXITKILL: the fork dies with the capturer and never runs; its zombie, invisible to the
+    // target's wait(), stays with the target (docs/CAPTURE.md).
+    EXPECT_TRUE(waitFor(
+        [&] {
+          for (const ChildInfo& child : childrenOf(pid))
+            if (child.state != 'Z')
+              return false;
+          return true;
+        },
+        std::chrono::milliseconds(1000)));
+  } else {
+    EXPECT_TRUE(childrenOf(pid).empty()) << "the fork was not reaped";
+    CommandResult listing = runCommand({"ls", "-A", dir->path()}, 10);
+    EXPECT_EQ(listing.out, "") << "temporary file left behind";
+  }
+}
+
+TEST(CaptureCow, SigintWhileCopyingFromTheForkReapsIt) {
+  interruptCowCopy(SIGINT);
+}
+
+TEST(CaptureCow, SigtermWhileCopyingFromTheForkReapsIt) {
+  interruptCowCopy(SIGTERM);
+}
+
+TEST(CaptureCow, SigkillWhileCopyingFromTheForkKillsIt) {
+  interruptCowCopy(SIGKILL);
+}
+
+} // namespace
+} // namespace procsnap::test
