@@ -120,31 +120,10 @@ llvm::Expected<const std::vector<uint8_t>*> ArchiveSnapshot::chunkBytes(size_t c
 
 llvm::Expected<ReadResult> ArchiveSnapshot::read(uint64_t address,
                                                  llvm::MutableArrayRef<uint8_t> out) const {
-  ReadResult result;
-  if (out.empty())
-    return result;
-  if (address + out.size() < address)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "range 0x%llx + %zu runs past the end of the address space",
-                                   static_cast<unsigned long long>(address), out.size());
-  std::fill(out.begin(), out.end(), 0);
-  const uint64_t end = address + out.size();
-  auto add = [&](uint64_t start, uint64_t stop, bool mapped, PageState state, int region) {
-    if (start >= stop)
-      return;
-    if (!result.runs.empty()) {
-      ReadRun& last = result.runs.back();
-      if (last.end == start && last.mapped == mapped && last.state == state &&
-          last.region_index == region) {
-        last.end = stop;
-        return;
-      }
-    }
-    result.runs.push_back({start, stop, mapped, state, region});
-  };
   // Copies the stored bytes of [start, stop) from chunks; pages a salvaged archive lost are
   // reported as Lost.
-  auto copyStored = [&](uint64_t start, uint64_t stop, int region) -> llvm::Error {
+  auto copyStored = [&](int region, PageState, uint64_t start, uint64_t stop, uint8_t* target,
+                        ReadResult& result) -> llvm::Error {
     const auto& chunks = reader_->chunks();
     uint64_t cursor = start;
     while (cursor < stop) {
@@ -156,7 +135,7 @@ llvm::Expected<ReadResult> ArchiveSnapshot::read(uint64_t address,
         chunk = &*std::prev(it);
       if (!chunk) {
         uint64_t next = it == chunks.end() ? stop : std::min(stop, it->address);
-        add(cursor, next, true, PageState::Lost, region);
+        result.addRun(cursor, next, true, PageState::Lost, region);
         cursor = next;
         continue;
       }
@@ -167,61 +146,15 @@ llvm::Expected<ReadResult> ArchiveSnapshot::read(uint64_t address,
         return bytes.takeError();
       if ((*bytes)->size() != chunk->size)
         return llvm::createStringError(llvm::inconvertibleErrorCode(), "chunk size mismatch");
-      std::memcpy(out.data() + (cursor - address), (*bytes)->data() + (cursor - chunk->address),
+      std::memcpy(target + (cursor - start), (*bytes)->data() + (cursor - chunk->address),
                   piece_end - cursor);
       result.bytes_stored += piece_end - cursor;
-      add(cursor, piece_end, true, PageState::Stored, region);
+      result.addRun(cursor, piece_end, true, PageState::Stored, region);
       cursor = piece_end;
     }
     return llvm::Error::success();
   };
-
-  const auto& regions = metadata().regions;
-  uint64_t cursor = address;
-  auto region_it = std::upper_bound(
-      regions.begin(), regions.end(), cursor,
-      [](uint64_t value, const RegionRecord& region) { return value < region.map().end; });
-  for (; cursor < end && region_it != regions.end(); ++region_it) {
-    const RegionRecord& region = *region_it;
-    int region_index = static_cast<int>(region_it - regions.begin());
-    if (region.map().start >= end)
-      break;
-    if (region.map().start > cursor) {
-      add(cursor, region.map().start, false, PageState::NotPresent, -1);
-      cursor = region.map().start;
-    }
-    uint64_t region_stop = std::min(end, region.map().end);
-    // Page runs are sorted and disjoint: start at the first one ending after cursor (a
-    // linear walk from the region start made reading a big region quadratic).
-    auto first_run =
-        std::upper_bound(region.pages.begin(), region.pages.end(), cursor,
-                         [](uint64_t value, const PageRun& run) { return value < run.end; });
-    for (auto run_it = first_run; run_it != region.pages.end(); ++run_it) {
-      const PageRun& run = *run_it;
-      if (run.end <= cursor)
-        continue;
-      if (run.start >= region_stop)
-        break;
-      if (run.start > cursor) { // a gap in the page map: nothing is known of it
-        add(cursor, run.start, true, PageState::NotPresent, region_index);
-        cursor = run.start;
-      }
-      uint64_t stop = std::min(region_stop, run.end);
-      if (run.state == PageState::Stored) {
-        if (llvm::Error error = copyStored(cursor, stop, region_index))
-          return error;
-      } else {
-        add(cursor, stop, true, run.state, region_index);
-      }
-      cursor = stop;
-    }
-    if (cursor < region_stop) {
-      add(cursor, region_stop, true, PageState::NotPresent, region_index);
-      cursor = region_stop;
-    }
-  }
-  add(cursor, end, false, PageState::NotPresent, -1);
-  return result;
+  return readByPageRuns(metadata(), address, out, copyStored);
 }
 
 std::vector<StoredExtent> ArchiveSnapshot::storedExtents(uint64_t start, uint64_t end) const {

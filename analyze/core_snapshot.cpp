@@ -896,79 +896,27 @@ llvm::StringRef CoreSnapshot::contentsFile(size_t region_index) const {
 
 llvm::Expected<ReadResult> CoreSnapshot::read(uint64_t address,
                                               llvm::MutableArrayRef<uint8_t> out) const {
-  ReadResult result;
-  if (out.empty())
-    return result;
-  if (address + out.size() < address)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "range 0x%llx + %zu runs past the end of the address space",
-                                   static_cast<unsigned long long>(address), out.size());
-  std::fill(out.begin(), out.end(), 0);
-  const uint64_t end = address + out.size();
-  auto add = [&](uint64_t start, uint64_t stop, bool mapped, PageState state, int region) {
-    if (start >= stop)
-      return;
-    if (!result.runs.empty()) {
-      ReadRun& last = result.runs.back();
-      if (last.end == start && last.mapped == mapped && last.state == state &&
-          last.region_index == region) {
-        last.end = stop;
-        return;
-      }
-    }
-    result.runs.push_back({start, stop, mapped, state, region});
-  };
-  const auto& regions = metadata_.regions;
   const uint8_t* core = reinterpret_cast<const uint8_t*>(core_->getBufferStart());
-  uint64_t cursor = address;
-  auto region_it = std::upper_bound(
-      regions.begin(), regions.end(), cursor,
-      [](uint64_t value, const RegionRecord& region) { return value < region.map().end; });
-  for (; cursor < end && region_it != regions.end(); ++region_it) {
-    const RegionRecord& region = *region_it;
-    const int index = static_cast<int>(region_it - regions.begin());
+  auto copy = [&](int index, PageState state, uint64_t start, uint64_t stop, uint8_t* target,
+                  ReadResult& result) -> llvm::Error {
     const RegionSource& source = sources_[static_cast<size_t>(index)];
-    if (region.map().start >= end)
-      break;
-    if (region.map().start > cursor) {
-      add(cursor, region.map().start, false, PageState::NotPresent, -1);
-      cursor = region.map().start;
+    const uint64_t offset = start - metadata_.regions[static_cast<size_t>(index)].map().start;
+    if (state == PageState::Stored) {
+      // Parsing clipped Stored runs to the core's size.
+      std::memcpy(target, core + source.core_offset + offset, stop - start);
+      result.bytes_stored += stop - start;
+    } else if (state == PageState::FromFile && source.contents_file >= 0) {
+      const llvm::MemoryBuffer& file =
+          *contents_files_[static_cast<size_t>(source.contents_file)].bytes;
+      const uint64_t file_offset = source.file_offset + offset;
+      if (file_offset < file.getBufferSize())
+        std::memcpy(target, file.getBufferStart() + file_offset,
+                    std::min<uint64_t>(stop - start, file.getBufferSize() - file_offset));
     }
-    const uint64_t region_stop = std::min(end, region.map().end);
-    for (const PageRun& run : region.pages) {
-      if (run.end <= cursor)
-        continue;
-      if (run.start >= region_stop)
-        break;
-      if (run.start > cursor) {
-        add(cursor, run.start, true, PageState::NotPresent, index);
-        cursor = run.start;
-      }
-      const uint64_t stop = std::min(region_stop, run.end);
-      const uint64_t offset = cursor - region.map().start;
-      uint8_t* target = out.data() + (cursor - address);
-      if (run.state == PageState::Stored) {
-        // Parsing clipped Stored runs to the core's size.
-        std::memcpy(target, core + source.core_offset + offset, stop - cursor);
-        result.bytes_stored += stop - cursor;
-      } else if (run.state == PageState::FromFile && source.contents_file >= 0) {
-        const llvm::MemoryBuffer& file =
-            *contents_files_[static_cast<size_t>(source.contents_file)].bytes;
-        uint64_t file_offset = source.file_offset + offset;
-        if (file_offset < file.getBufferSize())
-          std::memcpy(target, file.getBufferStart() + file_offset,
-                      std::min<uint64_t>(stop - cursor, file.getBufferSize() - file_offset));
-      }
-      add(cursor, stop, true, run.state, index);
-      cursor = stop;
-    }
-    if (cursor < region_stop) {
-      add(cursor, region_stop, true, PageState::NotPresent, index);
-      cursor = region_stop;
-    }
-  }
-  add(cursor, end, false, PageState::NotPresent, -1);
-  return result;
+    result.addRun(start, stop, true, state, index);
+    return llvm::Error::success();
+  };
+  return readByPageRuns(metadata_, address, out, copy);
 }
 
 std::vector<StoredExtent> CoreSnapshot::storedExtents(uint64_t start, uint64_t end) const {

@@ -6,6 +6,7 @@
 #include "common/snapshot_metadata.h"
 
 #include <llvm/ADT/ArrayRef.h>
+#include <llvm/ADT/STLFunctionalExtras.h>
 #include <llvm/ADT/StringRef.h>
 #include <llvm/Support/Error.h>
 #include <llvm/Support/MemoryBuffer.h>
@@ -39,7 +40,22 @@ struct ReadResult {
     return !runs.empty() && bytes_stored == runs.back().end - runs.front().start;
   }
   bool anyUnmapped() const;
+  // Appends [start, stop), merging it into the last run when that one ends at start and has
+  // the same mapped, state and region.
+  void addRun(uint64_t start, uint64_t stop, bool mapped, PageState state, int region_index);
 };
+
+// Copies the bytes of one piece of a page run whose state holds bytes (holdsBytes) into out
+// (already zeroed), and records what it found with result.addRun, covering [start, stop)
+// exactly (a source may find part of it missing: Lost), counting result.bytes_stored.
+using CopyPiece = llvm::function_ref<llvm::Error(int region_index, PageState state, uint64_t start,
+                                                 uint64_t stop, uint8_t* out, ReadResult& result)>;
+
+// Snapshot::read for sources whose metadata describes every page: zero-fills out, walks the
+// regions and page runs over [address, address + out.size()), records unmapped gaps and
+// unstored pieces itself and calls copy for the pieces that hold bytes.
+llvm::Expected<ReadResult> readByPageRuns(const SnapshotMetadata& metadata, uint64_t address,
+                                          llvm::MutableArrayRef<uint8_t> out, CopyPiece copy);
 
 // A range of addresses whose bytes the snapshot holds.
 struct StoredExtent {

@@ -3,8 +3,8 @@
 #include "capture/frozen_process.h"
 #include "capture/process_inspector.h"
 #include "capture/syscall_injection.h"
-#include "common/proc_files.h"
 #include "tests/capture/forked_target.h"
+#include "tests/support/proc_children.h"
 #include "tests/support/sample_process.h"
 
 #include <gtest/gtest.h>
@@ -26,28 +26,12 @@ namespace {
 
 using test::ForkedTarget;
 
-// Processes whose parent is pid, from /proc/*/stat (field 4), zombies included.
-std::vector<pid_t> childrenOf(pid_t pid) {
-  std::vector<pid_t> children;
-  DIR* dir = opendir("/proc");
-  if (dir == nullptr)
-    return children;
-  while (const dirent* entry = readdir(dir)) {
-    char* end = nullptr;
-    const long candidate = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0')
-      continue;
-    auto stat = readProcFile("/proc/" + std::string(entry->d_name) + "/stat", 4096);
-    if (!stat)
-      continue;
-    const size_t paren = stat->rfind(')');
-    int ppid = 0;
-    if (paren != std::string::npos &&
-        std::sscanf(stat->c_str() + paren + 2, "%*c %d", &ppid) == 1 && ppid == pid)
-      children.push_back(static_cast<pid_t>(candidate));
-  }
-  closedir(dir);
-  return children;
+// The pids of the children of pid, zombies included.
+std::vector<pid_t> childPids(pid_t pid) {
+  std::vector<pid_t> pids;
+  for (const test::ChildProcess& child : test::childrenOf(pid))
+    pids.push_back(child.pid);
+  return pids;
 }
 
 std::vector<std::byte> readRemote(pid_t pid, uint64_t address, size_t size) {
@@ -89,14 +73,14 @@ TEST(CowChildTest, ForkedChildHoldsTheMemoryAndLeavesNothingBehind) {
   for (uint64_t offset = 0; offset < size; offset += 4093)
     ASSERT_EQ(image[offset], test::patternByte(offset)) << offset;
   // Nothing reached the target: it got no SIGCHLD-driven change and has exactly one child.
-  EXPECT_EQ(childrenOf(pid), std::vector<pid_t>{child_pid});
+  EXPECT_EQ(childPids(pid), std::vector<pid_t>{child_pid});
 
   auto pause = (*child)->release();
   ASSERT_TRUE(pause.ok()) << pause.error().message;
   EXPECT_GT(*pause, 0.0);
   EXPECT_LT(*pause, 1.0);
   // Reaped inside the target: no zombie, no child at all.
-  EXPECT_TRUE(childrenOf(pid).empty());
+  EXPECT_TRUE(childPids(pid).empty());
   EXPECT_EQ(test::statusField(pid, "TracerPid"), "0");
   EXPECT_NE(test::statusField(pid, "State").substr(0, 1), "t");
 }
@@ -118,7 +102,7 @@ TEST(CowChildTest, RepeatedForksOfAThreadSpawningTargetStayClean) {
     ASSERT_TRUE((*frozen)->thaw().ok());
     auto pause = (*child)->release();
     ASSERT_TRUE(pause.ok()) << pause.error().message;
-    EXPECT_TRUE(childrenOf(pid).empty());
+    EXPECT_TRUE(childPids(pid).empty());
   }
   // Still alive, running and untraced.
   EXPECT_EQ(test::statusField(pid, "TracerPid"), "0");

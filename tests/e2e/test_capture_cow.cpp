@@ -4,7 +4,7 @@
 // it), and a capturer interrupted while copying from the fork must still reap it.
 #include "test_capture_support.h"
 
-#include "common/proc_files.h"
+#include "tests/support/proc_children.h"
 #include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
@@ -19,36 +19,6 @@ namespace {
 // Big enough that copying from the fork with -j 1 and a 1 MiB buffer (compressing as it
 // copies) takes a good part of a second, so a signal can land in that phase.
 const char* const kResidentMb = "192";
-
-struct ChildInfo {
-  pid_t pid = 0;
-  char state = '?';
-};
-
-// Every process whose parent is pid (zombies included), from /proc/*/stat.
-std::vector<ChildInfo> childrenOf(pid_t pid) {
-  std::vector<ChildInfo> children;
-  DIR* dir = opendir("/proc");
-  if (dir == nullptr)
-    return children;
-  while (const dirent* entry = readdir(dir)) {
-    char* end = nullptr;
-    const long candidate = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0')
-      continue;
-    auto stat = readProcFile("/proc/" + std::string(entry->d_name) + "/stat", 4096);
-    if (!stat)
-      continue;
-    const size_t paren = stat->rfind(')');
-    char state = 0;
-    int ppid = 0;
-    if (paren != std::string::npos &&
-        std::sscanf(stat->c_str() + paren + 2, "%c %d", &state, &ppid) == 2 && ppid == pid)
-      children.push_back({static_cast<pid_t>(candidate), state});
-  }
-  closedir(dir);
-  return children;
-}
 
 bool waitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -136,7 +106,7 @@ void interruptCowCopy(int signal_number) {
     // target's wait(), stays with the target (docs/CAPTURE.md).
     EXPECT_TRUE(waitFor(
         [&] {
-          for (const ChildInfo& child : childrenOf(pid))
+          for (const ChildProcess& child : childrenOf(pid))
             if (child.state != 'Z')
               return false;
           return true;
