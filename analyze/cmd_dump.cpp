@@ -203,7 +203,7 @@ std::map<std::string, uint64_t> accountNotStored(const Snapshot& snapshot, uint6
       if (from >= to)
         continue;
       in_regions += to - from;
-      if (run.state == PageState::Stored)
+      if (holdsBytes(run.state)) // stored, or read from the module file (cores)
         stored_by_state += to - from;
       else
         not_stored[std::string(toString(run.state))] += to - from;

@@ -54,7 +54,7 @@ uint32_t segmentFlags(const Permissions& perms) {
 uint64_t knownContentsEnd(const RegionRecord& region) {
   uint64_t end = region.map().start;
   for (const PageRun& run : region.pages)
-    if (run.state == PageState::Stored || run.state == PageState::Zero)
+    if (holdsBytes(run.state) || run.state == PageState::Zero)
       end = std::max(end, std::min(run.end, region.map().end));
   return end;
 }

@@ -104,8 +104,7 @@ void HexViewBuilder::add(uint64_t address, std::span<const uint8_t> bytes,
     size_t end_index = static_cast<size_t>(to - address);
     while (index < end_index) {
       // Whole rows of bytes the snapshot does not hold go straight into the summary.
-      if (row_fill_ == 0 && origin.state != PageState::Stored &&
-          end_index - index >= kHexBytesPerRow) {
+      if (row_fill_ == 0 && !holdsBytes(origin.state) && end_index - index >= kHexBytesPerRow) {
         uint64_t rows = (end_index - index) / kHexBytesPerRow;
         addWholeRows(rows, origin);
         index += rows * kHexBytesPerRow;
@@ -122,7 +121,7 @@ void HexViewBuilder::addByte(uint8_t byte, ByteOrigin origin) {
     row_.address = next_address_;
   row_.bytes[row_fill_] = byte;
   row_.known[row_fill_] =
-      origin.mapped && (origin.state == PageState::Stored || origin.state == PageState::Zero);
+      origin.mapped && (holdsBytes(origin.state) || origin.state == PageState::Zero);
   row_origins_[row_fill_] = origin;
   ++row_fill_;
   ++next_address_;
@@ -142,7 +141,7 @@ void HexViewBuilder::endRow() {
   row_.size = row_fill_;
   bool uniform = std::all_of(row_origins_.begin(), row_origins_.begin() + row_fill_,
                              [&](const ByteOrigin& origin) { return origin == row_origins_[0]; });
-  if (uniform && row_origins_[0].state != PageState::Stored) {
+  if (uniform && !holdsBytes(row_origins_[0].state)) {
     extendSummary(row_.address, row_fill_, row_origins_[0]);
   } else {
     flushSummary();

@@ -16,7 +16,7 @@ struct StateRun {
 
 // Whether the bytes of a page in this state are known: stored, or known to read as zeros.
 bool contentKnown(PageState state) {
-  return state == PageState::Stored || state == PageState::Zero || state == PageState::NotPresent;
+  return holdsBytes(state) || state == PageState::Zero || state == PageState::NotPresent;
 }
 
 // The page states of region over [start, end) of its own addresses, shifted by -shift to base
@@ -94,8 +94,8 @@ private:
         diff_.bytes_not_compared += end - start;
       return llvm::Error::success();
     }
-    bool base_stored = base_state == PageState::Stored;
-    bool next_stored = next_state == PageState::Stored;
+    bool base_stored = holdsBytes(base_state);
+    bool next_stored = holdsBytes(next_state);
     if (!base_stored && !next_stored)
       return llvm::Error::success(); // zeros on both sides
     diff_.bytes_compared += end - start;
