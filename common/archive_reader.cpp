@@ -153,6 +153,21 @@ Result<std::string> decompressDocument(std::span<const std::byte> frame, uint64_
   return out;
 }
 
+// For verify(): decompresses and decodes the one JSON document of a METADATA or STATS block,
+// recording its size in entry. Returns what is wrong with it, or nullopt.
+template <typename Decode>
+std::optional<std::string> checkDocument(std::span<const std::byte> frame, const std::string& what,
+                                         format::IndexEntry& entry, Decode decode) {
+  auto json = decompressDocument(frame, format::kMaxMetadataJsonSize, 0, what);
+  if (!json.ok())
+    return json.error().message;
+  entry.uncompressed_size = json->size();
+  auto decoded = decode(*json);
+  if (!decoded.ok())
+    return decoded.error().message;
+  return std::nullopt;
+}
+
 struct Mapping {
   const std::byte* data = nullptr;
   uint64_t size = 0;
@@ -947,30 +962,12 @@ VerifyReport ArchiveReader::verify(const std::function<void(uint64_t, uint64_t)>
         problem = read.error().message;
       break;
     }
-    case BlockType::Metadata: {
-      auto json = decompressDocument(data, format::kMaxMetadataJsonSize, 0, "metadata");
-      if (json.ok()) {
-        entry.uncompressed_size = json->size();
-        auto decoded = decodeMetadata(*json);
-        if (!decoded.ok())
-          problem = decoded.error().message;
-      } else {
-        problem = json.error().message;
-      }
+    case BlockType::Metadata:
+      problem = checkDocument(data, "metadata", entry, decodeMetadata);
       break;
-    }
-    case BlockType::Stats: {
-      auto json = decompressDocument(data, format::kMaxMetadataJsonSize, 0, "stats");
-      if (json.ok()) {
-        entry.uncompressed_size = json->size();
-        auto decoded = decodeStatsBlock(*json);
-        if (!decoded.ok())
-          problem = decoded.error().message;
-      } else {
-        problem = json.error().message;
-      }
+    case BlockType::Stats:
+      problem = checkDocument(data, "stats", entry, decodeStatsBlock);
       break;
-    }
     case BlockType::Module: {
       auto info = s.moduleInfo(step.offset, data, 0);
       if (!info.ok()) {
