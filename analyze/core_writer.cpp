@@ -1,7 +1,7 @@
 #include "analyze/core_writer.h"
 
 #include "analyze/printer.h"
-#include "analyze/staged_output_file.h"
+#include "common/output_file.h"
 
 #include <llvm/BinaryFormat/ELF.h>
 
@@ -24,6 +24,11 @@ constexpr size_t kMaxReadWarnings = 16;
 constexpr uint32_t kExtendedNumbering = 0xffff;
 // The largest page size accepted from a snapshot's metadata (1 GiB huge pages).
 constexpr uint64_t kMaxPageSize = uint64_t{1} << 30;
+
+// A common/ result as an llvm::Error (the boundary between common/ and analyze/).
+llvm::Error llvmErrorOf(const Result<void>& result) {
+  return result ? llvm::Error::success() : analyze::toLlvmError(result.error());
+}
 
 struct LoadSegment {
   size_t region_index = 0;
@@ -132,7 +137,7 @@ std::vector<uint8_t> headersAndNotes(const std::vector<LoadSegment>& segments,
 // (unstored pages and stored pages that are all zero).
 class SegmentCopier final {
 public:
-  SegmentCopier(const Snapshot& snapshot, StagedOutputFile& file, const CoreWriteOptions& options,
+  SegmentCopier(const Snapshot& snapshot, OutputFile& file, const CoreWriteOptions& options,
                 const CoreWriteProgress& progress, CoreWriteSummary& summary)
       : snapshot_(snapshot), file_(file), options_(options), progress_(progress), summary_(summary),
         block_(kCopyBlockBytes) {}
@@ -189,7 +194,7 @@ private:
       size_t granule = std::min(kHoleGranuleBytes, bytes.size() - at);
       llvm::ArrayRef<uint8_t> piece = bytes.slice(at, granule);
       if (std::any_of(piece.begin(), piece.end(), [](uint8_t byte) { return byte != 0; })) {
-        if (llvm::Error error = file_.write(offset + at, piece))
+        if (llvm::Error error = llvmErrorOf(file_.write(offset + at, piece)))
           return error;
         summary_.bytes_written += granule;
       }
@@ -204,7 +209,7 @@ private:
   }
 
   const Snapshot& snapshot_;
-  StagedOutputFile& file_;
+  OutputFile& file_;
   const CoreWriteOptions& options_;
   const CoreWriteProgress& progress_;
   CoreWriteSummary& summary_;
@@ -269,21 +274,20 @@ llvm::Expected<CoreWriteSummary> writeCore(const Snapshot& snapshot,
   summary.load_segments = static_cast<uint32_t>(segments.size());
   summary.file_size = segments.empty() ? notes_offset + notes.bytes.size() : offset;
 
-  llvm::Expected<std::unique_ptr<StagedOutputFile>> file =
-      StagedOutputFile::create(options.path, options.force);
+  Result<std::unique_ptr<OutputFile>> file = OutputFile::create(options.path, options.force);
   if (!file)
-    return file.takeError();
+    return toLlvmError(file.error());
   // Sized first: what is never written stays a hole.
-  if (llvm::Error error = (*file)->resize(summary.file_size))
+  if (llvm::Error error = llvmErrorOf((*file)->resize(summary.file_size)))
     return error;
   std::vector<uint8_t> head = headersAndNotes(segments, notes.bytes, notes_offset);
-  if (llvm::Error error = (*file)->write(0, head))
+  if (llvm::Error error = llvmErrorOf((*file)->write(0, head)))
     return error;
   SegmentCopier copier(snapshot, **file, options, progress, summary);
   if (llvm::Error error = copier.copy(segments))
     return error;
   summary.allocated_size = (*file)->allocatedBytes();
-  if (llvm::Error error = (*file)->commit())
+  if (llvm::Error error = llvmErrorOf((*file)->commit()))
     return error;
   return summary;
 }

@@ -1,5 +1,6 @@
 #include "capture/capture_session.h"
 
+#include "capture/archive_output.h"
 #include "capture/capture_policy.h"
 #include "capture/chunk_buffer.h"
 #include "capture/cow_child.h"
@@ -7,7 +8,6 @@
 #include "capture/heap_prefault.h"
 #include "capture/memory_copier.h"
 #include "capture/module_collector.h"
-#include "capture/output_file.h"
 #include "capture/process_inspector.h"
 #include "capture/redactor.h"
 #include "capture/signal_guard.h"
@@ -221,14 +221,14 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
   auto comm = readComm(options.pid);
   if (!comm)
     return std::move(comm).takeError();
-  std::unique_ptr<OutputFile> output;
+  std::unique_ptr<ArchiveOutput> output;
   {
     auto opened = options.toStdout()
-                      ? OutputFile::standardOutput()
-                      : OutputFile::create(options.output.empty()
-                                               ? defaultOutputName(*comm, options.pid, now_unix)
-                                               : options.output,
-                                           options.force);
+                      ? ArchiveOutput::standardOutput()
+                      : ArchiveOutput::create(options.output.empty()
+                                                  ? defaultOutputName(*comm, options.pid, now_unix)
+                                                  : options.output,
+                                              options.force);
     if (!opened)
       return std::move(opened).takeError();
     output = std::move(*opened);

@@ -2,9 +2,10 @@
 // and no big allocation.
 #include "common/archive_format.h"
 #include "common/archive_reader.h"
-#include "common/archive_writer.h"
 #include "common/metadata_codec.h"
 #include "tests/support/archive_synth.h"
+#include "tests/support/peak_growth.h"
+#include "tests/support/raw_archive.h"
 #include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
@@ -12,13 +13,11 @@
 
 #include <cstring>
 #include <random>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace procsnap {
 namespace {
 
+using test::RawArchive;
 using test::TempDir;
 using Bytes = std::vector<std::byte>;
 
@@ -248,77 +247,8 @@ TEST_F(DamageTest, BadMagicFutureVersionAndUnknownFlags) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Hostile archives, built block by block so that every checksum holds and only the reader's
-// own validation stands between a lying size and a big allocation.
-
-class RawArchive final {
-public:
-  RawArchive() {
-    bytes_.resize(format::kFileHeaderSize);
-    std::memcpy(bytes_.data(), format::kFileMagic.data(), 8);
-    format::storeU32(bytes_.data() + 8, format::kFormatVersion);
-  }
-
-  // Appends a block and returns its index entry, which the caller may alter before finish().
-  format::IndexEntry& add(format::BlockType type, uint16_t flags,
-                          std::span<const std::byte> payload, uint64_t uncompressed_size = 0) {
-    format::BlockHeader header{static_cast<uint16_t>(type), flags, payload.size(),
-                               format::xxh3(payload)};
-    format::IndexEntry entry;
-    entry.block_offset = bytes_.size();
-    entry.type = header.type;
-    entry.flags = flags;
-    entry.block_size = format::kBlockHeaderSize + payload.size();
-    entry.uncompressed_size = uncompressed_size;
-    bytes_.resize(bytes_.size() + format::kBlockHeaderSize);
-    format::encodeBlockHeader(header, bytes_.data() + entry.block_offset);
-    bytes_.insert(bytes_.end(), payload.begin(), payload.end());
-    entries_.push_back(entry);
-    return entries_.back();
-  }
-
-  format::IndexEntry& addDocument(format::BlockType type, std::string_view json) {
-    Bytes frame(ZSTD_compressBound(json.size()));
-    frame.resize(ZSTD_compress(frame.data(), frame.size(), json.data(), json.size(), 3));
-    return add(type, format::kBlockFlagZstdPayload, frame, json.size());
-  }
-
-  format::IndexEntry& addChunk(uint64_t address, const Bytes& memory) {
-    ChunkCompressor compressor(1);
-    auto chunk = compressor.compress(0, memory); // any address: the prefix says which
-    Bytes payload(format::kChunkPrefixSize);
-    format::encodeChunkPrefix({address, chunk->size, 0, chunk->content_hash}, payload.data());
-    payload.insert(payload.end(), chunk->frame.begin(), chunk->frame.end());
-    auto& entry = add(format::BlockType::Chunk, 0, payload, chunk->size);
-    entry.address = address;
-    entry.content_hash = chunk->content_hash;
-    return entry;
-  }
-
-  // Index (with count_override entries declared when set) and trailer.
-  Bytes finish(std::optional<uint64_t> count_override = {}) {
-    Bytes table(format::kIndexHeaderSize + entries_.size() * format::kIndexEntrySize);
-    format::storeU32(table.data(), format::kIndexEntrySize);
-    format::storeU64(table.data() + 8, count_override.value_or(entries_.size()));
-    for (size_t i = 0; i < entries_.size(); ++i)
-      format::encodeIndexEntry(entries_[i], table.data() + format::kIndexHeaderSize +
-                                                i * format::kIndexEntrySize);
-    const uint64_t index_offset = bytes_.size();
-    format::BlockHeader header{static_cast<uint16_t>(format::BlockType::Index), 0, table.size(),
-                               format::xxh3(table)};
-    bytes_.resize(bytes_.size() + format::kBlockHeaderSize);
-    format::encodeBlockHeader(header, bytes_.data() + index_offset);
-    bytes_.insert(bytes_.end(), table.begin(), table.end());
-    const size_t trailer_at = bytes_.size();
-    bytes_.resize(trailer_at + format::kTrailerSize);
-    format::encodeTrailer({index_offset, bytes_.size(), 0}, bytes_.data() + trailer_at);
-    return bytes_;
-  }
-
-private:
-  Bytes bytes_;
-  std::vector<format::IndexEntry> entries_;
-};
+// Hostile archives, built block by block (test::RawArchive) so that every checksum holds and
+// only the reader's own validation stands between a lying size and a big allocation.
 
 // A zstd frame that declares `declared` bytes of content but holds one raw byte.
 Bytes lyingFrame(uint64_t declared) {
@@ -329,31 +259,6 @@ Bytes lyingFrame(uint64_t declared) {
   for (int b : {0x09, 0x00, 0x00, 0x41}) // last block, raw, 1 byte: 'A'
     frame.push_back(static_cast<std::byte>(b));
   return frame;
-}
-
-// Runs fn in a child process and returns how much the child's peak RSS grew (bytes), or -1.
-template <typename Fn> long peakGrowth(Fn fn) {
-  int fds[2];
-  if (::pipe(fds) != 0)
-    return -1;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    rusage before{}, after{};
-    ::getrusage(RUSAGE_SELF, &before);
-    fn();
-    ::getrusage(RUSAGE_SELF, &after);
-    const long growth = (after.ru_maxrss - before.ru_maxrss) * 1024;
-    (void)!::write(fds[1], &growth, sizeof growth);
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  long growth = -1;
-  if (::read(fds[0], &growth, sizeof growth) != sizeof growth)
-    growth = -1;
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return growth;
 }
 
 // No hostile archive may make the reader grow by more than this.
@@ -471,7 +376,7 @@ TEST(ArchiveHostile, LyingSizesGiveCleanErrorsWithoutBigAllocations) {
     EXPECT_NE(strict.error().message.find(c.message_part), std::string::npos)
         << strict.error().message;
     EXPECT_EQ(strict.error().message.find('\n'), std::string::npos);
-    const long growth = peakGrowth([&] {
+    const long growth = test::peakGrowth([&] {
       auto again = ArchiveReader::open(path);
       auto salvaged = ArchiveReader::open(path, OpenMode::Salvage);
       if (salvaged.ok()) {

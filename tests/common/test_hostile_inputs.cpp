@@ -8,20 +8,18 @@
 #include "common/proc_status.h"
 #include "common/smaps.h"
 #include "tests/support/archive_synth.h"
+#include "tests/support/peak_growth.h"
+#include "tests/support/raw_archive.h"
 #include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <random>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#include <zstd.h>
 
 namespace procsnap {
 namespace {
@@ -248,70 +246,6 @@ void replayProcInput(const Bytes& bytes) {
   }
 }
 
-// Runs fn in a forked child and returns how much the child's peak RSS grew (bytes), or -1.
-template <typename Fn> long peakGrowth(Fn fn) {
-  int fds[2];
-  if (::pipe(fds) != 0)
-    return -1;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    rusage before{}, after{};
-    ::getrusage(RUSAGE_SELF, &before);
-    fn();
-    ::getrusage(RUSAGE_SELF, &after);
-    const long growth = (after.ru_maxrss - before.ru_maxrss) * 1024;
-    (void)!::write(fds[1], &growth, sizeof growth);
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  long growth = -1;
-  if (::read(fds[0], &growth, sizeof growth) != sizeof growth)
-    growth = -1;
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return growth;
-}
-
-// A complete archive of the given blocks (type, flags, payload, index uncompressed size).
-struct RawBlock {
-  format::BlockType type;
-  uint16_t flags;
-  Bytes payload;
-  uint64_t uncompressed_size;
-};
-Bytes assemble(const std::vector<RawBlock>& blocks) {
-  Bytes bytes(format::kFileHeaderSize);
-  std::memcpy(bytes.data(), format::kFileMagic.data(), format::kFileMagic.size());
-  format::storeU32(bytes.data() + 8, format::kFormatVersion);
-  auto append = [&](uint16_t type, uint16_t flags, const Bytes& payload) {
-    const size_t at = bytes.size();
-    bytes.resize(at + format::kBlockHeaderSize);
-    format::encodeBlockHeader({type, flags, payload.size(), format::xxh3(payload)},
-                              bytes.data() + at);
-    bytes.insert(bytes.end(), payload.begin(), payload.end());
-    return at;
-  };
-  Bytes table(format::kIndexHeaderSize + blocks.size() * format::kIndexEntrySize);
-  format::storeU32(table.data(), format::kIndexEntrySize);
-  format::storeU64(table.data() + 8, blocks.size());
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    format::IndexEntry entry;
-    entry.type = static_cast<uint16_t>(blocks[i].type);
-    entry.flags = blocks[i].flags;
-    entry.block_offset = append(entry.type, entry.flags, blocks[i].payload);
-    entry.block_size = format::kBlockHeaderSize + blocks[i].payload.size();
-    entry.uncompressed_size = blocks[i].uncompressed_size;
-    format::encodeIndexEntry(entry,
-                             table.data() + format::kIndexHeaderSize + i * format::kIndexEntrySize);
-  }
-  const uint64_t index_offset = append(static_cast<uint16_t>(format::BlockType::Index), 0, table);
-  const size_t at = bytes.size();
-  bytes.resize(at + format::kTrailerSize);
-  format::encodeTrailer({index_offset, bytes.size(), 0}, bytes.data() + at);
-  return bytes;
-}
-
 // A valid zstd frame with a 128 KiB window that declares `declared` bytes of content but holds
 // only `content` (one raw block), so a decoder notices the lie only when the content runs out.
 Bytes lyingFrame(const Bytes& content, uint64_t declared) {
@@ -327,12 +261,6 @@ Bytes lyingFrame(const Bytes& content, uint64_t declared) {
   for (int i = 0; i < 3; ++i)
     frame.push_back(static_cast<std::byte>(block_header >> (8 * i)));
   frame.insert(frame.end(), content.begin(), content.end());
-  return frame;
-}
-
-Bytes compressed(std::string_view text) {
-  Bytes frame(ZSTD_compressBound(text.size()));
-  frame.resize(ZSTD_compress(frame.data(), frame.size(), text.data(), text.size(), 1));
   return frame;
 }
 
@@ -352,10 +280,11 @@ TEST(HostileInputs, ModuleFrameDeclaringAGibibyteItDoesNotHoldAllocatesLittle) {
     content.push_back(static_cast<std::byte>(c));
   content.resize(content.size() + 16, std::byte{0x7f}); // the only piece bytes really there
   const uint64_t declared = 4 + json.size() + kPieceLie;
-  const Bytes archive = assemble({{format::BlockType::Metadata, format::kBlockFlagZstdPayload,
-                                   compressed(encodeMetadata(test::syntheticMetadata())), 0},
-                                  {format::BlockType::Module, format::kBlockFlagZstdPayload,
-                                   lyingFrame(content, declared), declared}});
+  test::RawArchive raw;
+  raw.addDocument(format::BlockType::Metadata, encodeMetadata(test::syntheticMetadata()));
+  raw.add(format::BlockType::Module, format::kBlockFlagZstdPayload, lyingFrame(content, declared),
+          declared);
+  const Bytes archive = raw.finish();
   auto dir = TempDir::create("hostile-module");
   ASSERT_TRUE(dir.ok());
   const std::string path = dir->file("lying-module.psnap");
@@ -370,7 +299,7 @@ TEST(HostileInputs, ModuleFrameDeclaringAGibibyteItDoesNotHoldAllocatesLittle) {
   expectOneLine(sketch.error().message);
   EXPECT_NE(sketch.error().message.find("zstd frame"), std::string::npos) << sketch.error().message;
   EXPECT_FALSE((*reader)->verify().ok());
-  const long growth = peakGrowth([&] {
+  const long growth = test::peakGrowth([&] {
     (void)(*reader)->readModule(0);
     (void)(*reader)->verify();
   });

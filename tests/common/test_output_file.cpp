@@ -1,8 +1,10 @@
-#include "capture/output_file.h"
+#include "common/output_file.h"
 #include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
@@ -173,13 +175,35 @@ TEST(OutputFile, NoSpaceMessageNamesTheFile) {
   EXPECT_EQ(described.message, "no space left on device while writing " + dir.file("f.psnap"));
 }
 
-TEST(DefaultOutputName, SanitizesCommAndFormatsUtc) {
-  // 2021-03-04T05:06:07Z
-  EXPECT_EQ(defaultOutputName("sample_target", 42, 1614834367),
-            "sample_target.42.20210304T050607Z.psnap");
-  EXPECT_EQ(defaultOutputName("a/b c\x01", 7, 0), "a_b_c_.7.19700101T000000Z.psnap");
-  EXPECT_EQ(defaultOutputName(".hidden", 7, 0), "_hidden.7.19700101T000000Z.psnap");
-  EXPECT_EQ(defaultOutputName("", 7, 0), "process.7.19700101T000000Z.psnap");
+TEST(OutputFile, PositionalWritesLeaveHoles) {
+  TempDir dir = makeDir();
+  const std::string path = dir.file("sparse.core");
+  auto file = OutputFile::create(path, false);
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  constexpr uint64_t kSize = 8 << 20; // far more than the two pages written
+  ASSERT_TRUE((*file)->resize(kSize).ok());
+  const std::vector<uint8_t> page(4096, 0xab);
+  ASSERT_TRUE((*file)->write(0, page).ok());
+  ASSERT_TRUE((*file)->write(kSize - page.size(), page).ok());
+  EXPECT_LT((*file)->allocatedBytes(), kSize / 4);
+  ASSERT_TRUE((*file)->commit().ok());
+  EXPECT_EQ((*file)->fd(), -1);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kSize);
+  const std::string text = readAll(path);
+  ASSERT_EQ(text.size(), kSize);
+  EXPECT_EQ(static_cast<uint8_t>(text[0]), 0xab);
+  EXPECT_EQ(text[page.size()], '\0');
+  EXPECT_EQ(static_cast<uint8_t>(text[kSize - 1]), 0xab);
+}
+
+TEST(OutputFile, WriteErrorsFromErrno) {
+  const Error full = describeWriteError(ENOSPC, "x.core");
+  EXPECT_EQ(full.code, ErrorCode::NoSpace);
+  EXPECT_EQ(full.message, "no space left on device while writing x.core");
+  EXPECT_EQ(describeWriteError(EIO, "standard output").message,
+            "cannot write standard output: input/output error");
 }
 
 } // namespace
