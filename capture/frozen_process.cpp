@@ -1,6 +1,7 @@
 #include "capture/frozen_process.h"
 
 #include "capture/process_inspector.h"
+#include "capture/ptrace_calls.h"
 #include "common/proc_files.h"
 #include "common/proc_status.h"
 
@@ -45,7 +46,7 @@ constexpr size_t kEmergencySlots = 1u << 16;
 // Polling backoff while waiting for a thread to report its stop: the first poll is almost
 // always answered, so start short and stay responsive to the deadline.
 constexpr auto kFirstPollSleep = std::chrono::microseconds(20);
-constexpr auto kMaxPollSleep = std::chrono::milliseconds(1);
+constexpr auto kMaxPollSleep = kMaxWaitPoll;
 
 // The emergency table: tids of every thread we may have seized, written before PTRACE_SEIZE
 // and cleared after PTRACE_DETACH. A signal handler walks it with plain syscalls.
@@ -75,10 +76,6 @@ int reserveEmergencySlot(pid_t tid) {
 void releaseEmergencySlot(int slot) {
   if (slot >= 0)
     g_emergency_tids[slot].store(0);
-}
-
-long ptraceCall(int request, pid_t tid, void* address, void* data) {
-  return ::syscall(SYS_ptrace, request, tid, address, data);
 }
 
 std::string taskPath(pid_t pid, pid_t tid, const char* name) {

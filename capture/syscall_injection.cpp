@@ -1,5 +1,7 @@
 #include "capture/syscall_injection.h"
 
+#include "capture/ptrace_calls.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -26,10 +28,6 @@ constexpr uint64_t kGadgetSearchLimit = 16u << 20;
 // tables) reports each stop within this bound on a sane machine.
 constexpr auto kStepTimeout = std::chrono::seconds(10);
 
-long ptraceCall(int request, pid_t tid, void* address, void* data) {
-  return ::syscall(SYS_ptrace, request, tid, address, data);
-}
-
 Result<void> ptraceOrError(int request, pid_t tid, void* address, void* data, const char* what) {
   if (ptraceCall(request, tid, address, data) == 0)
     return success();
@@ -40,26 +38,12 @@ Result<void> ptraceOrError(int request, pid_t tid, void* address, void* data, co
                                              ": " + std::strerror(err));
 }
 
-// The next ptrace stop of tid, polling so that a thread that never stops cannot hang us.
+// The next ptrace stop of tid.
 Result<int> waitForStop(pid_t tid) {
-  const auto deadline = std::chrono::steady_clock::now() + kStepTimeout;
-  for (long sleep_ns = 10'000;; sleep_ns = std::min(sleep_ns * 2, 1'000'000L)) {
-    int status = 0;
-    const pid_t got = ::waitpid(tid, &status, __WALL | WNOHANG);
-    if (got == tid) {
-      if (WIFEXITED(status) || WIFSIGNALED(status))
-        return Error::make(ErrorCode::ProcessGone, "thread " + std::to_string(tid) + " exited");
-      return status;
-    }
-    if (got < 0 && errno != EINTR)
-      return Error::make(ErrorCode::ProcessGone,
-                         "thread " + std::to_string(tid) + ": " + std::strerror(errno));
-    if (std::chrono::steady_clock::now() > deadline)
-      return Error::make(ErrorCode::Generic,
-                         "thread " + std::to_string(tid) + " did not stop within 10 s");
-    timespec pause{0, sleep_ns};
-    ::nanosleep(&pause, nullptr); // an early wake-up only polls sooner
-  }
+  auto status = waitStatusWithin(tid, kStepTimeout);
+  if (status && (WIFEXITED(*status) || WIFSIGNALED(*status)))
+    return Error::make(ErrorCode::ProcessGone, "thread " + std::to_string(tid) + " exited");
+  return status;
 }
 
 bool isSyscallStop(int status) {
