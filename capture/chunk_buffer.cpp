@@ -40,6 +40,16 @@ void ChunkBuffer::sortByAddress() {
                    [](const Entry& a, const Entry& b) { return a.address < b.address; });
 }
 
+void ChunkBuffer::discard(uint64_t start, uint64_t end) {
+  std::erase_if(entries_, [&](const Entry& entry) {
+    if (entry.address < start || entry.address >= end)
+      return false;
+    stored_bytes_ -= entry.size;
+    raw_bytes_ -= entry.raw.size();
+    return true;
+  });
+}
+
 bool ChunkBuffer::read(uint64_t address, std::span<std::byte> out) const {
   // Entries may not be sorted yet: a linear scan is fine for the few header reads.
   for (const Entry& entry : entries_) {

@@ -35,6 +35,10 @@ public:
   // The ChunkSink of MemoryCopier::copyRegion.
   Result<void> add(CopiedChunk&& chunk);
 
+  // Drops the chunks that start in [start, end): a region found afterwards not to belong in
+  // the archive (capture --cow learns the VmFlags at the fork only after the thaw).
+  void discard(uint64_t start, uint64_t end);
+
   // Sorts the entries by address (the copier delivers them in order region by region; this
   // makes the order a guarantee).
   void sortByAddress();

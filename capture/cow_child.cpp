@@ -1,5 +1,7 @@
 #include "capture/cow_child.h"
 
+#include "capture/capture_policy.h"
+#include "capture/ptrace_calls.h"
 #include "capture/signal_guard.h"
 #include "common/proc_files.h"
 #include "common/proc_status.h"
@@ -30,29 +32,6 @@ std::atomic<pid_t> g_cow_child{0};
 constexpr uint64_t kUnusableStack = 0x10;
 // Bound on the child's first stop and on its death after SIGKILL.
 constexpr auto kChildTimeout = std::chrono::seconds(10);
-
-long ptraceCall(int request, pid_t tid, void* address, void* data) {
-  return ::syscall(SYS_ptrace, request, tid, address, data);
-}
-
-// Waits for pid's next wait status (polling, bounded).
-Result<int> waitBounded(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + kChildTimeout;
-  for (long sleep_ns = 10'000;; sleep_ns = std::min(sleep_ns * 2, 1'000'000L)) {
-    int status = 0;
-    const pid_t got = ::waitpid(pid, &status, __WALL | WNOHANG);
-    if (got == pid)
-      return status;
-    if (got < 0 && errno != EINTR)
-      return Error::make(ErrorCode::ProcessGone,
-                         "waiting for " + std::to_string(pid) + ": " + std::strerror(errno));
-    if (std::chrono::steady_clock::now() > deadline)
-      return Error::make(ErrorCode::Generic,
-                         "process " + std::to_string(pid) + " did not report within 10 s");
-    timespec pause{0, sleep_ns};
-    ::nanosleep(&pause, nullptr); // an early wake-up only polls sooner
-  }
-}
 
 ino_t pidNamespace(const std::string& proc_dir) {
   struct stat info {};
@@ -88,6 +67,13 @@ Result<pid_t> childInOurNamespace(pid_t pid, pid_t tid, pid_t ns_pid) {
   return Error::make(ErrorCode::Generic, "cannot find the forked child " + std::to_string(ns_pid) +
                                              " of " + std::to_string(pid) +
                                              " in the capturer's pid namespace");
+}
+
+// Sets or clears one VmFlags mnemonic.
+void setVmFlag(SmapsEntry& smaps, std::string_view flag, bool on) {
+  std::erase(smaps.vm_flags, flag);
+  if (on)
+    smaps.vm_flags.emplace_back(flag);
 }
 
 void resendHeld(pid_t pid, pid_t tid, const std::vector<int>& signals) {
@@ -164,7 +150,7 @@ Result<std::unique_ptr<CowChild>> CowChild::fork(FrozenProcess& frozen,
   child->pid_ = *found;
   g_cow_child.store(child->pid_);
 
-  auto first = waitBounded(child->pid_);
+  auto first = waitStatusWithin(child->pid_, kChildTimeout);
   if (!first)
     return std::move(first).takeError(); // the destructor kills it
   // Killed with us if we die; and parked on exit_group(0) should anything resume it.
@@ -189,7 +175,7 @@ void CowChild::kill() noexcept {
   ::kill(pid_, SIGKILL);
   // Reap it as its tracer, so that it becomes the target's zombie (reaped in release()).
   for (int i = 0; i < 3; ++i) {
-    auto status = waitBounded(pid_);
+    auto status = waitStatusWithin(pid_, kChildTimeout);
     if (!status || WIFEXITED(*status) || WIFSIGNALED(*status))
       break;
   }
@@ -238,6 +224,66 @@ Result<double> CowChild::release() {
 #else
   return 0.0;
 #endif
+}
+
+std::vector<char> presentIn(const std::vector<RegionRecord>& regions,
+                            const std::vector<MapsEntry>& fork_maps) {
+  std::vector<char> present(regions.size(), 0);
+  size_t f = 0;
+  for (size_t i = 0; i < regions.size(); ++i) {
+    while (f < fork_maps.size() && fork_maps[f].start < regions[i].map().start)
+      ++f;
+    present[i] = f < fork_maps.size() && fork_maps[f] == regions[i].map();
+  }
+  return present;
+}
+
+void reconcileWithFork(std::vector<RegionRecord>& regions, const std::vector<char>& smaps_known,
+                       const std::vector<char>& in_fork, const std::vector<SmapsEntry>& fork_smaps,
+                       const CapturePolicy& policy, std::vector<char>& copy_region,
+                       const std::function<void(uint64_t, uint64_t)>& discard) {
+  size_t f = 0;
+  for (size_t i = 0; i < regions.size(); ++i) {
+    RegionRecord& region = regions[i];
+    while (f < fork_smaps.size() && fork_smaps[f].map.start < region.map().start)
+      ++f;
+    if (!in_fork[i] || f == fork_smaps.size() || !(fork_smaps[f].map == region.map()))
+      continue; // not in the fork (MADV_DONTFORK): what was read before the freeze stands
+    const SmapsEntry& at_fork = fork_smaps[f];
+    if (!smaps_known[i]) {
+      // Rss and the like as the fork counts them: the nearest figures there are.
+      region.smaps.fields = at_fork.fields;
+      region.smaps.vm_flags = at_fork.vm_flags;
+    } else {
+      setVmFlag(region.smaps, "dd", at_fork.hasVmFlag("dd"));
+    }
+    const std::optional<PageState> exclusion = regionExclusion(region, policy);
+    switch (copy_region[i]) {
+    case kCopyFromFork:
+      if (exclusion) {
+        markWholeRegion(region, *exclusion);
+        copy_region[i] = kSkip;
+      } else if (at_fork.hasVmFlag("wf")) {
+        markWholeRegion(region, PageState::Unreadable);
+        region.note = "MADV_WIPEONFORK was set during the capture: the fork holds zeros";
+        copy_region[i] = kSkip;
+      }
+      break;
+    case kCopyFrozen:
+      if (exclusion) {
+        discard(region.map().start, region.map().end);
+        markWholeRegion(region, *exclusion);
+        copy_region[i] = kSkip;
+      }
+      break;
+    default: // kSkip
+      if (!exclusion && !region.map().perms.shared && !at_fork.hasVmFlag("wf")) {
+        region.pages.clear();
+        copy_region[i] = kCopyFromFork;
+      }
+      break;
+    }
+  }
 }
 
 void emergencyKillCowChild() noexcept {

@@ -15,18 +15,43 @@
 // waitid), so nothing is left behind.
 #pragma once
 
+#include "capture/capture_policy.h"
 #include "capture/frozen_process.h"
 #include "capture/syscall_injection.h"
 #include "common/result.h"
 #include "common/snapshot_metadata.h"
 
+#include <functional>
 #include <memory>
 #include <sys/types.h>
+#include <vector>
 
 namespace procsnap {
 
 // Whether a region must be copied from the frozen target rather than from the child.
 bool needsFrozenCopy(const RegionRecord& region);
+
+// Where a region's bytes come from in a capture.
+enum CopySource : char { kSkip, kCopyFrozen, kCopyFromFork };
+
+// For each region, whether fork_maps (sorted, the fork's /proc/PID/maps) has an identical
+// mapping: MADV_DONTFORK regions are missing from the fork, so they must be copied frozen.
+std::vector<char> presentIn(const std::vector<RegionRecord>& regions,
+                            const std::vector<MapsEntry>& fork_maps);
+
+// After the thaw: the fork's smaps hold the VmFlags exactly as they were at the fork, while
+// the regions carry those of an smaps read just before the freeze (smaps_known[i] = 0 where
+// the mapping changed in between and nothing is known). Per region present in the fork:
+// - a region not known before takes the fork's smaps (fields and flags);
+// - MADV_DONTDUMP follows the fork: a region that must now be left out is marked so and, if
+//   it was copied frozen, its chunks dropped through discard(start, end); one left out on a
+//   stale flag is copied from the fork after all (unless shared);
+// - one that became MADV_WIPEONFORK (its fork holds zeros) is marked Unreadable with a note.
+// copy_region (CopySource per region) is updated to match.
+void reconcileWithFork(std::vector<RegionRecord>& regions, const std::vector<char>& smaps_known,
+                       const std::vector<char>& in_fork, const std::vector<SmapsEntry>& fork_smaps,
+                       const CapturePolicy& policy, std::vector<char>& copy_region,
+                       const std::function<void(uint64_t, uint64_t)>& discard);
 
 // Why --cow cannot be used on this target, or nullopt when it can: seccomp (an injected
 // clone could kill a filtered process), a 32-bit process, another architecture.

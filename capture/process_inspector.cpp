@@ -155,6 +155,27 @@ HostInfo readHostInfo() {
   return host;
 }
 
+namespace {
+
+// RegionRecords for entries (sorted by address), each with its kind; pages left empty.
+std::vector<RegionRecord> classifiedRegions(std::vector<SmapsEntry> entries,
+                                            std::span<const uint64_t> thread_stack_pointers) {
+  std::vector<MapsEntry> maps;
+  maps.reserve(entries.size());
+  for (const SmapsEntry& entry : entries)
+    maps.push_back(entry.map);
+  const std::vector<RegionKind> kinds = classifyRegions(maps, thread_stack_pointers);
+
+  std::vector<RegionRecord> regions(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    regions[i].smaps = std::move(entries[i]);
+    regions[i].kind = i < kinds.size() ? kinds[i] : RegionKind::PrivateAnon;
+  }
+  return regions;
+}
+
+} // namespace
+
 Result<std::vector<RegionRecord>> readRegions(pid_t pid,
                                               std::span<const uint64_t> thread_stack_pointers) {
   std::vector<SmapsEntry> entries;
@@ -175,18 +196,34 @@ Result<std::vector<RegionRecord>> readRegions(pid_t pid,
     }
   }
 
-  std::vector<MapsEntry> maps;
-  maps.reserve(entries.size());
-  for (const SmapsEntry& entry : entries)
-    maps.push_back(entry.map);
-  const std::vector<RegionKind> kinds = classifyRegions(maps, thread_stack_pointers);
+  return classifiedRegions(std::move(entries), thread_stack_pointers);
+}
 
-  std::vector<RegionRecord> regions(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    regions[i].smaps = std::move(entries[i]);
-    regions[i].kind = i < kinds.size() ? kinds[i] : RegionKind::PrivateAnon;
+Result<std::vector<RegionRecord>>
+readRegionsWithEarlierSmaps(pid_t pid, std::span<const uint64_t> thread_stack_pointers,
+                            const std::vector<SmapsEntry>& earlier,
+                            std::vector<char>& smaps_known) {
+  auto maps = readMapsStable(pid);
+  if (!maps) {
+    if (maps.error().code == ErrorCode::NotFound)
+      return Error::make(ErrorCode::ProcessGone, "process " + std::to_string(pid) + " exited");
+    return std::move(maps).takeError();
   }
-  return regions;
+  std::vector<SmapsEntry> entries(maps->size());
+  smaps_known.assign(maps->size(), 0);
+  // Both lists are sorted by address: one merge pass.
+  size_t e = 0;
+  for (size_t i = 0; i < maps->size(); ++i) {
+    MapsEntry& map = (*maps)[i];
+    while (e < earlier.size() && earlier[e].map.start < map.start)
+      ++e;
+    if (e < earlier.size() && earlier[e].map == map) {
+      entries[i] = earlier[e];
+      smaps_known[i] = 1;
+    }
+    entries[i].map = std::move(map);
+  }
+  return classifiedRegions(std::move(entries), thread_stack_pointers);
 }
 
 } // namespace procsnap

@@ -26,6 +26,14 @@ HostInfo readHostInfo();
 Result<std::vector<RegionRecord>> readRegions(pid_t pid,
                                               std::span<const uint64_t> thread_stack_pointers);
 
+// The same regions from maps alone (cheap: smaps walks every page table, maps does not),
+// for --cow, which reads smaps before the freeze: each region takes the smaps of `earlier`
+// whose maps line is identical. smaps_known[i] is 0 where none is (the mapping changed in
+// between); its fields and VmFlags are then empty.
+Result<std::vector<RegionRecord>>
+readRegionsWithEarlierSmaps(pid_t pid, std::span<const uint64_t> thread_stack_pointers,
+                            const std::vector<SmapsEntry>& earlier, std::vector<char>& smaps_known);
+
 // True when /proc/PID is gone or the process is a zombie (its memory is gone).
 bool processExited(pid_t pid);
 

@@ -58,6 +58,8 @@ constexpr const char* kHeapLargeValue = "procsnap-heap-marker-large";
 constexpr const char* kSecretValue = "procsnap-secret-DONTDUMP-7f3a9c";
 constexpr const char* kFileMappingValue = "procsnap-file-mapping-content";
 constexpr const char* kMemfdValue = "procsnap-memfd-marker";
+constexpr const char* kDontforkValue = "procsnap-dontfork-marker";
+constexpr const char* kWipeonforkValue = "procsnap-wipeonfork-marker";
 
 volatile uint64_t* const data_counter = &g_data_counter;
 volatile char* const data_message = g_data_message;
@@ -353,6 +355,8 @@ struct Regions {
   char* file_mapping = nullptr;
   std::string file_path; // removed at a clean exit
   char* memfd = nullptr;
+  char* dontfork = nullptr;   // MADV_DONTFORK: absent from any fork (capture --cow)
+  char* wipeonfork = nullptr; // MADV_WIPEONFORK: zeros in any fork
   std::vector<void*> resident;
 };
 
@@ -414,6 +418,15 @@ char* makeDontdumpRegion() {
   }
   if (madvise(bytes, kSmallRegionSize, MADV_DONTDUMP) != 0)
     dieErrno("madvise MADV_DONTDUMP");
+  return bytes;
+}
+
+// An anonymous region of text lines "VALUE NNNNNN", then madvise(advice).
+char* makeAdvisedRegion(int advice, const char* value, const char* what) {
+  char* bytes = static_cast<char*>(mapAnonymous(kSmallRegionSize, PROT_READ | PROT_WRITE, 0, what));
+  fillText(bytes, kSmallRegionSize, "", (std::string(value) + " %06zu\n").c_str());
+  if (madvise(bytes, kSmallRegionSize, advice) != 0)
+    dieErrno(what);
   return bytes;
 }
 
@@ -498,6 +511,9 @@ Regions makeRegions(const Options& options) {
   regions.dontdump = makeDontdumpRegion();
   regions.file_mapping = makeFileMapping(regions.file_path);
   regions.memfd = makeMemfdMapping();
+  regions.dontfork = makeAdvisedRegion(MADV_DONTFORK, kDontforkValue, "madvise MADV_DONTFORK");
+  regions.wipeonfork =
+      makeAdvisedRegion(MADV_WIPEONFORK, kWipeonforkValue, "madvise MADV_WIPEONFORK");
   regions.resident = makeResident(options.resident_mb);
   return regions;
 }
@@ -606,6 +622,12 @@ std::string truthLine(const Regions& regions, const Options& options, unsigned g
           ",\"value\":" + jsonString(kFileMappingValue) + "}";
   line += ",\"memfd\":{\"addr\":" + address(regions.memfd) +
           ",\"size\":" + number(kSmallRegionSize) + ",\"value\":" + jsonString(kMemfdValue) + "}";
+  line += ",\"dontfork\":{\"addr\":" + address(regions.dontfork) +
+          ",\"size\":" + number(kSmallRegionSize) + ",\"value\":" + jsonString(kDontforkValue) +
+          "}";
+  line += ",\"wipeonfork\":{\"addr\":" + address(regions.wipeonfork) +
+          ",\"size\":" + number(kSmallRegionSize) + ",\"value\":" + jsonString(kWipeonforkValue) +
+          "}";
   line += ",\"resident\":{\"addr_list\":[";
   for (size_t i = 0; i < regions.resident.size(); ++i)
     line += (i == 0 ? "" : ",") + address(regions.resident[i]);

@@ -52,7 +52,9 @@ TEST(CaptureCow, ArchiveHoldsTheTruthAndTheTargetHasNoChildLeft) {
   uint64_t value = 0;
   std::memcpy(&value, counter->data(), 8);
   EXPECT_EQ(value, truth["data_counter"]["value"].get<uint64_t>());
-  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large", "memfd"}) {
+  // dontfork and wipeonfork are not in the fork as they are in the target: copied frozen.
+  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large", "memfd",
+                          "dontfork", "wipeonfork"}) {
     const std::string expected = truth[key]["value"].get<std::string>();
     EXPECT_EQ(readString(**reader, addressOf(truth[key]["addr"]), expected.size()), expected)
         << key;
