@@ -44,7 +44,6 @@ public:
 private:
   struct Context;
   std::unique_ptr<Context> context_;
-  int level_;
 };
 
 class ArchiveWriter final {
