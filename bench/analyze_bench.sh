@@ -25,6 +25,7 @@
 # Scratch space: about 0.5 x N MiB for the archive plus N MiB for the region dump. Everything
 # started or written is removed on exit, even on Ctrl-C.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="$repo/build/release"
@@ -65,28 +66,7 @@ command -v strings >/dev/null || { echo "analyze_bench: GNU strings (binutils) n
 
 work="$(mktemp -d "$work_parent/procsnap-analyze-bench.XXXXXX")"
 sample_pid=""
-stop_sample() {
-  if [ -n "$sample_pid" ] && kill -0 "$sample_pid" 2>/dev/null; then
-    kill -TERM "$sample_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$sample_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$sample_pid" 2>/dev/null || true
-  fi
-  sample_pid=""
-}
-cleanup() {
-  stop_sample
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-mib_of_kib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-ms() { awk -v s="$1" 'BEGIN { printf "%.0f", s * 1000 }'; }
-mb_per_s() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1e6 / s }'; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+bench_cleanup_on_exit
 
 # measure NAME CMD...: runs CMD with stdout to /dev/null and sets last_wall (s) and last_hwm
 # (KiB, VmHWM from /usr/bin/time). Waits without polling, so short runs are timed exactly.

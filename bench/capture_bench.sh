@@ -166,3 +166,17 @@ echo "| procsnap-capture (-j $jobs, zstd level 3) | $(median "${ps_wall[@]}") | 
 echo "| procsnap-capture --cow (-j $jobs, zstd level 3) | $(median "${cow_wall[@]}") | $(median "${cow_pause[@]}") | $(mib "$(median "${cow_size[@]}")") |"
 echo "| gcore (gdb $(gdb --version | sed -n '1s/.* //p')) | $(median "${gc_wall[@]}") | $(median "${gc_pause[@]}") | $(mib "$(median "${gc_size[@]}")") |"
 echo "| gcore core, then \`zstd -3\` | +$(median "${zst_wall[@]}") | (as gcore) | $(mib "$(median "${zst_size[@]}")") |"
+# Ratios per run (the tools ran back to back, so each pair saw about the same load), then
+# their medians: steadier on a shared machine than the ratio of the medians.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+declare -a cow_pause_ratio ps_wall_ratio cow_wall_ratio size_ratio
+for i in "${!gc_pause[@]}"; do
+  cow_pause_ratio+=("$(ratio "${cow_pause[$i]}" "${gc_pause[$i]}")")
+  ps_wall_ratio+=("$(ratio "${ps_wall[$i]}" "${gc_wall[$i]}")")
+  cow_wall_ratio+=("$(ratio "${cow_wall[$i]}" "${gc_wall[$i]}")")
+  size_ratio+=("$(ratio "${cow_size[$i]}" "${zst_size[$i]}")")
+done
+echo
+echo "Per-run ratios against gcore (median; each run): --cow pause $(median "${cow_pause_ratio[@]}")x" \
+  "(${cow_pause_ratio[*]}); wall $(median "${ps_wall_ratio[@]}")x, --cow wall" \
+  "$(median "${cow_wall_ratio[@]}")x; archive / zstd -3 of the core $(median "${size_ratio[@]}")x."
