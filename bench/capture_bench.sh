@@ -18,6 +18,7 @@
 # sample's 32 GiB reservation is excluded, see below): the work directory needs about
 # 3 x N MiB free. Everything started or written is removed on exit, even on Ctrl-C.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="$repo/build/release"
@@ -47,24 +48,10 @@ done
 
 work="$(mktemp -d "$work_parent/procsnap-bench.XXXXXX")"
 sample_pid=""
-cleanup() {
-  if [ -n "$sample_pid" ] && kill -0 "$sample_pid" 2>/dev/null; then
-    kill -TERM "$sample_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$sample_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$sample_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+bench_cleanup_on_exit
 
 monitor="$work/pause.json"
 truth="$work/truth.json"
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 # Waits (at most 10 s) for the monitor report, prints max_gap_ms, removes the report.
 read_pause() {
@@ -168,7 +155,6 @@ echo "| gcore (gdb $(gdb --version | sed -n '1s/.* //p')) | $(median "${gc_wall[
 echo "| gcore core, then \`zstd -3\` | +$(median "${zst_wall[@]}") | (as gcore) | $(mib "$(median "${zst_size[@]}")") |"
 # Ratios per run (the tools ran back to back, so each pair saw about the same load), then
 # their medians: steadier on a shared machine than the ratio of the medians.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 declare -a cow_pause_ratio ps_wall_ratio cow_wall_ratio size_ratio
 for i in "${!gc_pause[@]}"; do
   cow_pause_ratio+=("$(ratio "${cow_pause[$i]}" "${gc_pause[$i]}")")
