@@ -105,6 +105,8 @@ llvm::Error printInfo(OpenedSource& source, Printer& printer) {
         printer.printDouble(phase, seconds);
     }
     printer.printUnsigned("bytes_copied", stats.bytes_copied);
+    if (stats.bytes_recopied != 0)
+      printer.printUnsigned("bytes_recopied", stats.bytes_recopied);
     printer.printUnsigned("bytes_stored", stats.bytes_stored);
     printer.printUnsigned("bytes_compressed", stats.bytes_compressed);
     if (stats.bytes_compressed > 0)

@@ -3,7 +3,8 @@
 #
 # Starts samples/sample_target with --resident-mb N (default 1536) and --pause-monitor, then
 # runs procsnap-capture (frozen copy, the default), procsnap-capture --cow (copy from a
-# copy-on-write fork after thawing) and gcore on it in turn, RUNS times each (default 3), and prints
+# copy-on-write fork after thawing), procsnap-capture --precopy (copy while running, then the
+# pages written meanwhile) and gcore on it in turn, RUNS times each (default 3), and prints
 # the medians as a Markdown table for docs/PERFORMANCE.md:
 #   - wall time of the tool;
 #   - the target's pause: the sample's monitor thread wakes every 1 ms and records the longest
@@ -97,7 +98,8 @@ if [ "$madvise_result" != "0" ]; then
   exit 1
 fi
 
-declare -a ps_wall ps_pause ps_size cow_wall cow_pause cow_size gc_wall gc_pause gc_size zst_size zst_wall
+declare -a ps_wall ps_pause ps_size cow_wall cow_pause cow_size pc_wall pc_pause pc_size
+declare -a gc_wall gc_pause gc_size zst_size zst_wall
 for run in $(seq "$runs"); do
   # procsnap-capture
   reset_pause
@@ -121,6 +123,17 @@ for run in $(seq "$runs"); do
   cow_size+=("$(stat -c %s "$work/capture.psnap")")
   rm -f "$work/capture.psnap"
 
+  # procsnap-capture --precopy
+  reset_pause
+  start=$(now)
+  "$capture_bin" "$sample_pid" -o "$work/capture.psnap" --force --quiet --precopy
+  end=$(now)
+  pc_wall+=("$(elapsed "$start" "$end")")
+  kill -USR2 "$sample_pid"
+  pc_pause+=("$(read_pause)")
+  pc_size+=("$(stat -c %s "$work/capture.psnap")")
+  rm -f "$work/capture.psnap"
+
   # gcore (gdb): the target is stopped for the whole run
   reset_pause
   start=$(now)
@@ -138,6 +151,7 @@ for run in $(seq "$runs"); do
   rm -f "$core"
   echo "capture_bench: run $run/$runs: procsnap ${ps_wall[-1]} s (pause ${ps_pause[-1]} ms)," \
     "--cow ${cow_wall[-1]} s (pause ${cow_pause[-1]} ms)," \
+    "--precopy ${pc_wall[-1]} s (pause ${pc_pause[-1]} ms)," \
     "gcore ${gc_wall[-1]} s (pause ${gc_pause[-1]} ms), zstd -3 ${zst_wall[-1]} s" >&2
 done
 
@@ -151,18 +165,23 @@ echo "| Tool | Wall time (s) | Target pause (ms) | Output (MiB) |"
 echo "|---|---:|---:|---:|"
 echo "| procsnap-capture (-j $jobs, zstd level 3) | $(median "${ps_wall[@]}") | $(median "${ps_pause[@]}") | $(mib "$(median "${ps_size[@]}")") |"
 echo "| procsnap-capture --cow (-j $jobs, zstd level 3) | $(median "${cow_wall[@]}") | $(median "${cow_pause[@]}") | $(mib "$(median "${cow_size[@]}")") |"
+echo "| procsnap-capture --precopy (-j $jobs, zstd level 3) | $(median "${pc_wall[@]}") | $(median "${pc_pause[@]}") | $(mib "$(median "${pc_size[@]}")") |"
 echo "| gcore (gdb $(gdb --version | sed -n '1s/.* //p')) | $(median "${gc_wall[@]}") | $(median "${gc_pause[@]}") | $(mib "$(median "${gc_size[@]}")") |"
 echo "| gcore core, then \`zstd -3\` | +$(median "${zst_wall[@]}") | (as gcore) | $(mib "$(median "${zst_size[@]}")") |"
 # Ratios per run (the tools ran back to back, so each pair saw about the same load), then
 # their medians: steadier on a shared machine than the ratio of the medians.
-declare -a cow_pause_ratio ps_wall_ratio cow_wall_ratio size_ratio
+declare -a cow_pause_ratio pc_pause_ratio ps_wall_ratio cow_wall_ratio pc_wall_ratio size_ratio
 for i in "${!gc_pause[@]}"; do
   cow_pause_ratio+=("$(ratio "${cow_pause[$i]}" "${gc_pause[$i]}")")
+  pc_pause_ratio+=("$(ratio "${pc_pause[$i]}" "${gc_pause[$i]}")")
+  pc_wall_ratio+=("$(ratio "${pc_wall[$i]}" "${gc_wall[$i]}")")
   ps_wall_ratio+=("$(ratio "${ps_wall[$i]}" "${gc_wall[$i]}")")
   cow_wall_ratio+=("$(ratio "${cow_wall[$i]}" "${gc_wall[$i]}")")
   size_ratio+=("$(ratio "${cow_size[$i]}" "${zst_size[$i]}")")
 done
 echo
-echo "Per-run ratios against gcore (median; each run): --cow pause $(median "${cow_pause_ratio[@]}")x" \
-  "(${cow_pause_ratio[*]}); wall $(median "${ps_wall_ratio[@]}")x, --cow wall" \
-  "$(median "${cow_wall_ratio[@]}")x; archive / zstd -3 of the core $(median "${size_ratio[@]}")x."
+echo "Per-run ratios against gcore (median; each run): --precopy pause" \
+  "$(median "${pc_pause_ratio[@]}")x (${pc_pause_ratio[*]}); --cow pause" \
+  "$(median "${cow_pause_ratio[@]}")x (${cow_pause_ratio[*]}); wall $(median "${ps_wall_ratio[@]}")x," \
+  "--cow wall $(median "${cow_wall_ratio[@]}")x, --precopy wall $(median "${pc_wall_ratio[@]}")x;" \
+  "archive / zstd -3 of the core $(median "${size_ratio[@]}")x."

@@ -27,6 +27,7 @@ enum LongOnly : int {
   kLevel,
   kMaxBuffer,
   kCow,
+  kPrecopy,
   kStats,
   kJson,
   kQuiet,
@@ -48,6 +49,7 @@ const option kLongOptions[] = {
     {"level", required_argument, nullptr, kLevel},
     {"max-buffer", required_argument, nullptr, kMaxBuffer},
     {"cow", no_argument, nullptr, kCow},
+    {"precopy", no_argument, nullptr, kPrecopy},
     {"stats", no_argument, nullptr, kStats},
     {"json", no_argument, nullptr, kJson},
     {"quiet", no_argument, nullptr, kQuiet},
@@ -304,6 +306,9 @@ Result<CaptureOptions> parseCaptureOptions(std::span<const std::string> args) {
     case kCow:
       options.cow = true;
       break;
+    case kPrecopy:
+      options.precopy = true;
+      break;
     case kJson:
       options.json = true;
       break;
@@ -336,6 +341,12 @@ Result<CaptureOptions> parseCaptureOptions(std::span<const std::string> args) {
       // The pattern itself is a secret: name it by its position, never print it.
       return usageError("--redact pattern " + std::to_string(i) + " is longer than " +
                         std::to_string(kMaxRedactPatternSize) + " bytes");
+
+  if (options.cow && options.precopy)
+    return usageError("--cow and --precopy are two ways to shorten the pause: choose one");
+  // The redactor sees chunks in the order they are copied, and --precopy copies some again.
+  if (options.precopy && !options.redact_patterns.empty())
+    return usageError("--precopy cannot be combined with --redact or --redact-file");
 
   if (optind >= argc)
     return usageError("missing PID");
@@ -408,6 +419,11 @@ Pause:
                         the memory from that fork: the pause no longer grows with the
                         resident size (x86-64; not under seccomp; shared, MADV_DONTFORK and
                         MADV_WIPEONFORK regions are still copied while frozen)
+      --precopy         copy the memory while the target runs, tracking its writes
+                        (userfaultfd, Linux 6.7), then freeze it and copy again only the
+                        pages written meanwhile: the pause follows the write rate, not the
+                        resident size (x86-64; not with --redact; DMA into pinned pages is
+                        not seen)
 
 Reporting:
       --stats           print capture statistics on standard error at the end

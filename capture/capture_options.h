@@ -36,10 +36,11 @@ struct CaptureOptions {
   unsigned jobs = 0;                  // compression threads; 0: one per online CPU
   int level = 3;                      // zstd level
   std::optional<uint64_t> max_buffer; // bytes kept uncompressed while frozen; nullopt: default
-  bool cow = false;   // --cow: copy from a copy-on-write fork after thawing (cow_child.h)
-  bool stats = false; // print statistics as text on stderr at the end
-  bool json = false;  // print the result as one JSON document
-  bool quiet = false; // no progress line
+  bool cow = false;     // --cow: copy from a copy-on-write fork after thawing (cow_child.h)
+  bool precopy = false; // --precopy: copy while running, then what was written (write_tracker.h)
+  bool stats = false;   // print statistics as text on stderr at the end
+  bool json = false;    // print the result as one JSON document
+  bool quiet = false;   // no progress line
   bool help = false;
   bool version = false;
 

@@ -41,6 +41,10 @@ struct CapturePolicy {
   uint32_t coredump_filter = kDefaultCoredumpFilter; // the target's /proc/PID/coredump_filter
 };
 
+// Where a region's bytes come from in a capture: nowhere (excluded), the frozen target, the
+// --cow fork after the thaw, or the --precopy copy brought up to date while frozen.
+enum CopySource : char { kSkip, kCopyFrozen, kCopyFromFork, kRefreshPrecopied };
+
 // Whole-region decision: nullopt = copy it; otherwise the state all its pages get.
 std::optional<PageState> regionExclusion(const RegionRecord& region, const CapturePolicy& policy);
 

@@ -46,6 +46,9 @@ std::string formatStatsText(const CaptureOutcome& outcome) {
   line("regions", std::to_string(outcome.regions));
   line("modules", std::to_string(outcome.modules));
   line("bytes copied", Progress::formatBytes(stats.bytes_copied));
+  if (stats.bytes_recopied != 0)
+    line("bytes copied again",
+         Progress::formatBytes(stats.bytes_recopied) + " (written while --precopy copied)");
   line("bytes stored", Progress::formatBytes(stats.bytes_stored) + " in " +
                            std::to_string(stats.chunks) + " chunks");
   std::string ratio;

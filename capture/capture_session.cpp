@@ -8,10 +8,12 @@
 #include "capture/heap_prefault.h"
 #include "capture/memory_copier.h"
 #include "capture/module_collector.h"
+#include "capture/precopy_refresh.h"
 #include "capture/process_inspector.h"
 #include "capture/redactor.h"
 #include "capture/signal_guard.h"
 #include "capture/thread_pool.h"
+#include "capture/write_tracker.h"
 #include "common/archive_writer.h"
 #include "common/proc_files.h"
 #include "common/smaps.h"
@@ -210,6 +212,72 @@ Result<std::unique_ptr<CowChild>> forkForCopy(FrozenProcess& frozen,
   return CowChild::fork(frozen, *gadget);
 }
 
+// A region copied before the freeze by --precopy.
+struct PrecopiedRegion {
+  RegionRecord region; // with its page runs as copied
+  bool reused = false; // still the same mapping at the freeze: brought up to date, not dropped
+};
+
+struct Precopy {
+  std::unique_ptr<WriteTracker> tracker;
+  std::vector<PrecopiedRegion> regions; // sorted by address
+  double pause_seconds = 0;             // the brief freeze that created the tracker
+
+  PrecopiedRegion* find(const MapsEntry& map) {
+    auto it = std::lower_bound(regions.begin(), regions.end(), map.start,
+                               [](const PrecopiedRegion& copied, uint64_t start) {
+                                 return copied.region.map().start < start;
+                               });
+    return it != regions.end() && it->region.map() == map ? &*it : nullptr;
+  }
+};
+
+// --precopy, before the freeze: a brief freeze creates the write tracker in the target, then
+// every tracked region the policy keeps is copied while the target runs. The policy here uses
+// the default coredump_filter: a region it keeps that the target's filter excludes is dropped
+// at the freeze, and one it drops is copied frozen.
+Result<Precopy> precopy(const CaptureOptions& options, const std::vector<SmapsEntry>& smaps_before,
+                        MemoryCopier& copier, const ChunkSink& sink) {
+  if (auto obstacle = injectionObstacle(options.pid))
+    return Error::make(ErrorCode::Unsupported, *obstacle);
+  if (smaps_before.empty())
+    return Error::make(ErrorCode::Generic, "cannot read the target's smaps");
+  Precopy pre;
+  std::vector<RegionRecord> regions;
+  std::vector<char> smaps_known;
+  {
+    auto frozen = FrozenProcess::freeze(options.pid);
+    if (!frozen)
+      return std::move(frozen).takeError();
+    auto read = readRegionsWithEarlierSmaps(options.pid, (*frozen)->stackPointers(), smaps_before,
+                                            smaps_known);
+    if (!read)
+      return std::move(read).takeError();
+    regions = std::move(*read);
+    auto gadget = findSyscallGadget(options.pid, regions);
+    if (!gadget)
+      return std::move(gadget).takeError();
+    auto tracker = WriteTracker::create(**frozen, *gadget, regions);
+    auto thawed = (*frozen)->thaw();
+    pre.pause_seconds = (*frozen)->pauseSeconds();
+    if (!tracker)
+      return std::move(tracker).takeError();
+    if (!thawed)
+      return std::move(thawed).takeError();
+    pre.tracker = std::move(*tracker);
+  }
+  PROCSNAP_TRY(pre.tracker->arm());
+  const CapturePolicy policy = policyFrom(options, kDefaultCoredumpFilter);
+  for (size_t i = 0; i < regions.size(); ++i) {
+    RegionRecord& region = regions[i];
+    if (!smaps_known[i] || !pre.tracker->tracks(region.map()) || regionExclusion(region, policy))
+      continue;
+    PROCSNAP_TRY(copier.copyRegion(region, sink));
+    pre.regions.push_back(PrecopiedRegion{std::move(region), false});
+  }
+  return pre;
+}
+
 } // namespace
 
 Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progress) {
@@ -270,10 +338,49 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
   // resident), while maps, read frozen, costs next to nothing. The fork's own smaps, read after
   // the thaw, then give the VmFlags exactly as they were at the fork (reconcileWithFork).
   std::vector<SmapsEntry> smaps_before;
-  if (options.cow) {
+  if (options.cow || options.precopy) {
     PhaseTimer timer(stats, "smaps");
     if (auto read = readSmapsStable(options.pid))
       smaps_before = std::move(*read); // unreadable: every region is copied frozen
+  }
+
+  ChunkBuffer buffer(budget, options.level);
+  MemoryCopier copier(options.pid);
+  // With --redact, each chunk is held back until the next one has been searched, so a match
+  // across the junction is overwritten in both before either is hashed or compressed. An
+  // error from buffer.add() is then reported with the next chunk; it ends the capture
+  // either way.
+  std::optional<CopiedChunk> held;
+  const ChunkSink sink = [&buffer, &redactor, &held](CopiedChunk&& chunk) -> Result<void> {
+    if (SignalGuard::deferredSignal() != 0)
+      return Error::make(ErrorCode::Generic,
+                         "interrupted by signal " + std::to_string(SignalGuard::deferredSignal()));
+    if (!redactor)
+      return buffer.add(std::move(chunk));
+    std::optional<CopiedChunk> ready = std::move(held);
+    held = std::move(chunk);
+    redactor->feedMemory(held->address, held->bytes);
+    if (!ready)
+      return success();
+    return buffer.add(std::move(*ready));
+  };
+
+  // --precopy: track the target's writes and copy its memory while it runs; once frozen, only
+  // what was written since is copied again.
+  std::optional<Precopy> pre;
+  if (options.precopy) {
+    PhaseTimer timer(stats, "precopy");
+    progress.phase("copying while running");
+    auto started = precopy(options, smaps_before, copier, sink);
+    if (started)
+      pre = std::move(*started);
+    else if (started.error().code == ErrorCode::ProcessGone || SignalGuard::deferredSignal() != 0)
+      return std::move(started).takeError();
+    else {
+      buffer.discard(0, UINT64_MAX); // whatever it copied is copied again, frozen
+      metadata.warnings.push_back("--precopy not used, copied while frozen: " +
+                                  started.error().message);
+    }
   }
 
   // 2. Freeze. Declared in this order so that on an early return the target is thawed
@@ -300,9 +407,10 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
     if (!process)
       return std::move(process).takeError();
     metadata.process = std::move(*process);
-    auto regions = options.cow ? readRegionsWithEarlierSmaps(options.pid, frozen->stackPointers(),
-                                                             smaps_before, smaps_known)
-                               : readRegions(options.pid, frozen->stackPointers());
+    auto regions = !smaps_before.empty()
+                       ? readRegionsWithEarlierSmaps(options.pid, frozen->stackPointers(),
+                                                     smaps_before, smaps_known)
+                       : readRegions(options.pid, frozen->stackPointers());
     if (!regions)
       return std::move(regions).takeError();
     metadata.regions = std::move(*regions);
@@ -312,8 +420,6 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
 
   // 4. Copy. Compression only happens here when the budget is exceeded. With --cow, only the
   // regions a fork does not carry faithfully are copied now; the rest after the thaw.
-  ChunkBuffer buffer(budget, options.level);
-  MemoryCopier copier(options.pid);
   const CapturePolicy policy = policyFrom(options, metadata.process.coredump_filter);
   if (options.cow) {
     // From the fork until it is reaped, SIGINT/SIGTERM/SIGHUP end the copy (the sink checks)
@@ -341,30 +447,17 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
     RegionRecord& region = metadata.regions[i];
     if (auto excluded = regionExclusion(region, policy)) {
       markWholeRegion(region, *excluded);
+    } else if (PrecopiedRegion* copied = pre ? pre->find(region.map()) : nullptr) {
+      region.pages = std::move(copied->region.pages);
+      region.note = copied->region.note;
+      copied->reused = true;
+      copy_region[i] = kRefreshPrecopied;
     } else {
       const bool from_fork = in_fork[i] && smaps_known[i] && !needsFrozenCopy(region);
       copy_region[i] = from_fork ? kCopyFromFork : kCopyFrozen;
       to_copy += progressWeight(region);
     }
   }
-  // With --redact, each chunk is held back until the next one has been searched, so a match
-  // across the junction is overwritten in both before either is hashed or compressed. An
-  // error from buffer.add() is then reported with the next chunk; it ends the capture
-  // either way.
-  std::optional<CopiedChunk> held;
-  const ChunkSink sink = [&buffer, &redactor, &held](CopiedChunk&& chunk) -> Result<void> {
-    if (SignalGuard::deferredSignal() != 0)
-      return Error::make(ErrorCode::Generic,
-                         "interrupted by signal " + std::to_string(SignalGuard::deferredSignal()));
-    if (!redactor)
-      return buffer.add(std::move(chunk));
-    std::optional<CopiedChunk> ready = std::move(held);
-    held = std::move(chunk);
-    redactor->feedMemory(held->address, held->bytes);
-    if (!ready)
-      return success();
-    return buffer.add(std::move(*ready));
-  };
   // Copies the regions marked `which` from `from`; a source that dies makes the rest Lost.
   auto copyRegions = [&](MemoryCopier& from, char which, const char* gone) -> Result<void> {
     for (size_t i = 0; i < metadata.regions.size(); ++i) {
@@ -386,6 +479,30 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
     }
     return success();
   };
+  if (pre) {
+    // Chunks of mappings that changed (or are left out now) go before anything is copied
+    // frozen into the same addresses.
+    for (const PrecopiedRegion& copied : pre->regions)
+      if (!copied.reused)
+        buffer.discard(copied.region.map().start, copied.region.map().end);
+    PhaseTimer timer(stats, "refresh");
+    for (size_t i = 0; i < metadata.regions.size() && !outcome.partial; ++i) {
+      if (copy_region[i] != kRefreshPrecopied)
+        continue;
+      RegionRecord& region = metadata.regions[i];
+      auto written = pre->tracker->writtenRanges(region.map().start, region.map().end);
+      auto refreshed = written ? refreshWrittenPages(region, *written, buffer, copier, sink)
+                               : Result<uint64_t>(std::move(written).takeError());
+      if (refreshed) {
+        stats.bytes_recopied += *refreshed;
+      } else if (refreshed.error().code == ErrorCode::ProcessGone) {
+        outcome.partial = true;
+        outcome.partial_reason = "the target exited during the capture";
+      } else {
+        return std::move(refreshed).takeError();
+      }
+    }
+  }
   {
     PhaseTimer timer(stats, "copy");
     progress.phase("copying", to_copy);
@@ -403,6 +520,11 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
   }
   stats.pause_seconds = frozen->pauseSeconds();
   frozen.reset();
+  if (pre) {
+    stats.pause_seconds += pre->pause_seconds; // the brief freeze that set up the tracker
+    PhaseTimer timer(stats, "untrack");
+    pre->tracker.reset();
+  }
   stats.bytes_copied = copier.stats().bytes_copied;
 
   // 5b. --cow: the rest, from the fork, while the target runs; then the fork goes away.

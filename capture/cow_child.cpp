@@ -76,11 +76,6 @@ void setVmFlag(SmapsEntry& smaps, std::string_view flag, bool on) {
     smaps.vm_flags.emplace_back(flag);
 }
 
-void resendHeld(pid_t pid, pid_t tid, const std::vector<int>& signals) {
-  for (int signal : signals)
-    (void)::syscall(SYS_tgkill, pid, tid, signal); // best effort: the thread is ours and stopped
-}
-
 } // namespace
 
 bool needsFrozenCopy(const RegionRecord& region) {
@@ -88,25 +83,13 @@ bool needsFrozenCopy(const RegionRecord& region) {
 }
 
 std::optional<std::string> cowObstacle(pid_t pid) {
-#if !defined(__x86_64__)
-  (void)pid;
-  return std::string("--cow is only built for x86-64");
-#else
-  auto text = readProcFile(procPath(pid, "status"), 1u << 16);
-  if (!text)
-    return "cannot read its status: " + text.error().message;
-  auto status = parseStatus(*text);
-  if (!status)
-    return "cannot parse its status: " + status.error().message;
-  if (auto seccomp = status->get("Seccomp"); seccomp && *seccomp != "0")
-    return std::string("it runs under seccomp (mode ") + std::string(*seccomp) +
-           "), which could kill it for the injected clone";
+  if (auto obstacle = injectionObstacle(pid))
+    return obstacle;
   if (pidNamespace("/proc/self") != pidNamespace(procPath(pid, "")) &&
       ::access(procPath(pid, "task/" + std::to_string(pid) + "/children").c_str(), R_OK) != 0)
     return std::string("it is in another pid namespace and this kernel has no "
                        "/proc/PID/task/TID/children to find the forked child");
   return std::nullopt;
-#endif
 }
 
 Result<std::unique_ptr<CowChild>> CowChild::fork(FrozenProcess& frozen,
@@ -131,7 +114,7 @@ Result<std::unique_ptr<CowChild>> CowChild::fork(FrozenProcess& frozen,
   auto call = injectSyscall(*tid, gadget, SYS_clone, {kFlags, kUnusableStack, 0, 0, 0, 0});
   if (!call)
     return std::move(call).takeError();
-  resendHeld(frozen.pid(), *tid, call->held_signals);
+  resendHeldSignals(frozen.pid(), *tid, call->held_signals);
   if (call->result < 0)
     return Error::make(ErrorCode::Generic,
                        "the target's clone failed: " +
@@ -208,7 +191,7 @@ Result<double> CowChild::release() {
       *tid, gadget_, SYS_waitid,
       {kPidType, static_cast<uint64_t>(target_ns_pid_), 0, WEXITED | WNOHANG | __WALL, 0, 0});
   if (call)
-    resendHeld(target_pid_, *tid, call->held_signals);
+    resendHeldSignals(target_pid_, *tid, call->held_signals);
   auto thawed = (*frozen)->thaw();
   const double pause = (*frozen)->pauseSeconds();
   if (!call)

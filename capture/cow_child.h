@@ -31,9 +31,6 @@ namespace procsnap {
 // Whether a region must be copied from the frozen target rather than from the child.
 bool needsFrozenCopy(const RegionRecord& region);
 
-// Where a region's bytes come from in a capture.
-enum CopySource : char { kSkip, kCopyFrozen, kCopyFromFork };
-
 // For each region, whether fork_maps (sorted, the fork's /proc/PID/maps) has an identical
 // mapping: MADV_DONTFORK regions are missing from the fork, so they must be copied frozen.
 std::vector<char> presentIn(const std::vector<RegionRecord>& regions,

@@ -1,6 +1,8 @@
 #include "capture/syscall_injection.h"
 
 #include "capture/ptrace_calls.h"
+#include "common/proc_files.h"
+#include "common/proc_status.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -73,6 +75,29 @@ Result<void> resumeUntil(pid_t tid, int request, Wanted wanted, std::vector<int>
 }
 
 } // namespace
+
+std::optional<std::string> injectionObstacle(pid_t pid) {
+#if !defined(__x86_64__)
+  (void)pid;
+  return std::string("system call injection is only built for x86-64");
+#else
+  auto text = readProcFile(procPath(pid, "status"), 1u << 16);
+  if (!text)
+    return "cannot read its status: " + text.error().message;
+  auto status = parseStatus(*text);
+  if (!status)
+    return "cannot parse its status: " + status.error().message;
+  if (auto seccomp = status->get("Seccomp"); seccomp && *seccomp != "0")
+    return std::string("it runs under seccomp (mode ") + std::string(*seccomp) +
+           "), which could kill it for an injected system call";
+  return std::nullopt;
+#endif
+}
+
+void resendHeldSignals(pid_t pid, pid_t tid, const std::vector<int>& signals) {
+  for (int signal : signals)
+    (void)::syscall(SYS_tgkill, pid, tid, signal); // best effort: the thread is ours and stopped
+}
 
 #if defined(__x86_64__)
 

@@ -11,6 +11,8 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <sys/types.h>
 #include <vector>
 
@@ -42,5 +44,13 @@ struct InjectedCall {
 // ProcessGone when the thread died meanwhile; Unsupported off x86-64.
 Result<InjectedCall> injectSyscall(pid_t tid, const SyscallGadget& gadget, long number,
                                    const std::array<uint64_t, 6>& args);
+
+// Why a system call must not be injected into pid, or nullopt: seccomp (a filter could kill
+// the process for it), or another architecture than x86-64.
+std::optional<std::string> injectionObstacle(pid_t pid);
+
+// Re-sends held_signals to thread tid of pid (tgkill), best effort: once the thread has its
+// own registers back, a handler may run.
+void resendHeldSignals(pid_t pid, pid_t tid, const std::vector<int>& signals);
 
 } // namespace procsnap

@@ -92,6 +92,8 @@ ordered_json encodeStats(const CaptureStats& stats) {
   for (const auto& [name, seconds] : stats.phase_seconds)
     j["phase_seconds"][name] = seconds;
   j["bytes_copied"] = stats.bytes_copied;
+  if (stats.bytes_recopied != 0)
+    j["bytes_recopied"] = stats.bytes_recopied;
   j["bytes_stored"] = stats.bytes_stored;
   j["bytes_compressed"] = stats.bytes_compressed;
   j["bytes_skipped"] = ordered_json::object();
@@ -694,6 +696,8 @@ void decodeStatsMember(JsonCursor& c, std::string_view key, CaptureStats& s) {
     object(c, [&](std::string_view name) { field(c, s.phase_seconds[std::string(name)]); });
   else if (key == "bytes_copied")
     field(c, s.bytes_copied);
+  else if (key == "bytes_recopied")
+    field(c, s.bytes_recopied);
   else if (key == "bytes_stored")
     field(c, s.bytes_stored);
   else if (key == "bytes_compressed")

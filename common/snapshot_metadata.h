@@ -111,9 +111,10 @@ struct HostInfo {
 struct CaptureStats {
   double pause_seconds = 0; // first thread stopped to last thread resumed
   std::map<std::string, double>
-      phase_seconds;         // "freeze", "metadata", "copy", "compress", "write", ...
-  uint64_t bytes_copied = 0; // read from the target
-  uint64_t bytes_stored = 0; // uncompressed bytes in chunks
+      phase_seconds;           // "freeze", "metadata", "copy", "compress", "write", ...
+  uint64_t bytes_copied = 0;   // read from the target
+  uint64_t bytes_recopied = 0; // --precopy: copied again while frozen (written meanwhile)
+  uint64_t bytes_stored = 0;   // uncompressed bytes in chunks
   uint64_t bytes_compressed = 0;
   std::map<std::string, uint64_t> bytes_skipped; // by PageState name
   uint32_t threads = 0;

@@ -18,6 +18,7 @@ namespace procsnap::test {
 namespace {
 
 constexpr int kCaptures = 100;
+constexpr int kModeCaptures = 40;           // for --precopy and --cow, on top of the 100 plain ones
 constexpr uint64_t kWords = (2u << 20) / 8; // invariant_target.cpp
 constexpr uint64_t kCopyBytes = 16 + kWords * 8;
 constexpr uint64_t kMutexBytes = 40; // sizeof(pthread_mutex_t) on x86-64, before InPlace's checksum
@@ -94,7 +95,9 @@ uint64_t loadU64(const std::vector<std::byte>& bytes, size_t offset) {
   return value;
 }
 
-TEST(CaptureConsistency, InvariantsHoldInEveryCapture) {
+// Captures the invariant target `captures` times with extra_options and checks the invariants
+// in each archive.
+void checkInvariants(const std::vector<std::string>& extra_options, int captures) {
   InvariantTarget target;
   ASSERT_TRUE(target.start()) << "cannot start " << PROCSNAP_INVARIANT_TARGET;
   ASSERT_EQ(target.truth()["words"].get<uint64_t>(), kWords);
@@ -111,14 +114,30 @@ TEST(CaptureConsistency, InvariantsHoldInEveryCapture) {
   int inplace_ok = 0;
   std::set<uint64_t> seeds;
   std::vector<std::byte> words(kWords * 8);
-  for (int capture = 0; capture < kCaptures; ++capture) {
+  for (int capture = 0; capture < captures; ++capture) {
     SCOPED_TRACE("capture " + std::to_string(capture));
     // Only anonymous memory (the buffers and the in-place mutex), at level 1, with a budget
     // that fits it (the capturer then pre-faults 8 MiB, not 32 MiB of slack): every thread
     // is frozen and copied the same way, in a fraction of the time.
-    CommandResult run = runCapture({std::to_string(target.pid()), "-o", path, "--force", "-q",
-                                    "--filter", "anon", "--level", "1", "--max-buffer", "8M"});
+    std::vector<std::string> arguments = {std::to_string(target.pid()),
+                                          "-o",
+                                          path,
+                                          "--force",
+                                          "-q",
+                                          "--json",
+                                          "--filter",
+                                          "anon",
+                                          "--level",
+                                          "1",
+                                          "--max-buffer",
+                                          "8M"};
+    arguments.insert(arguments.end(), extra_options.begin(), extra_options.end());
+    CommandResult run = runCapture(arguments);
     ASSERT_EQ(run.exit_code, 0) << run.err;
+    // The mode asked for was used: it warns when it falls back to a frozen copy.
+    const auto report = nlohmann::json::parse(run.out, nullptr, false);
+    ASSERT_FALSE(report.is_discarded()) << run.out;
+    ASSERT_TRUE(report.value("warnings", nlohmann::json::array()).empty()) << run.out;
     auto reader = ArchiveReader::open(path);
     ASSERT_TRUE(reader.ok()) << reader.error().message;
 
@@ -153,12 +172,27 @@ TEST(CaptureConsistency, InvariantsHoldInEveryCapture) {
         ADD_FAILURE() << "in-place buffer inconsistent while its mutex was free";
     }
   }
-  EXPECT_EQ(double_ok, kCaptures);
+  EXPECT_EQ(double_ok, captures);
   EXPECT_EQ(inplace_ok, inplace_checked);
   EXPECT_GT(seeds.size(), 1u) << "the writers did not move between captures";
   std::printf("[ consistency ] double buffer %d/%d, in-place %d/%d (mutex free), %zu distinct "
               "updates seen\n",
-              double_ok, kCaptures, inplace_ok, inplace_checked, seeds.size());
+              double_ok, captures, inplace_ok, inplace_checked, seeds.size());
+}
+
+TEST(CaptureConsistency, InvariantsHoldInEveryCapture) {
+  checkInvariants({}, kCaptures);
+}
+
+// --precopy copies while the writers run and then, frozen, every page written since: a page
+// the tracker missed would tear a buffer.
+TEST(CaptureConsistency, InvariantsHoldWithPrecopy) {
+  checkInvariants({"--precopy"}, kModeCaptures);
+}
+
+// --cow: the fork is taken while every thread is frozen.
+TEST(CaptureConsistency, InvariantsHoldWithCow) {
+  checkInvariants({"--cow"}, kModeCaptures);
 }
 
 } // namespace

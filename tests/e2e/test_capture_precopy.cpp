@@ -1,0 +1,140 @@
+// End-to-end: procsnap-capture --precopy, which copies the target's memory while it runs,
+// tracking its writes with an asynchronous userfaultfd it makes the target create, then
+// freezes it and copies only what was written. The archive must hold the truth; afterwards
+// the target must hold no userfaultfd, no registration ("uw" in VmFlags) and no memory it did
+// not have, also when the capturer is killed in the middle.
+#include "test_capture_support.h"
+
+#include "common/proc_files.h"
+#include "tests/support/temp_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <unistd.h>
+
+namespace procsnap::test {
+namespace {
+
+// Links of the target's open descriptors ("anon_inode:[userfaultfd]", "pipe:[...]", ...).
+std::vector<std::string> descriptorLinks(pid_t pid) {
+  std::vector<std::string> links;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* listing = ::opendir(dir.c_str());
+  if (listing == nullptr)
+    return links;
+  while (dirent* entry = ::readdir(listing)) {
+    if (entry->d_name[0] == '.')
+      continue;
+    char target[4096];
+    const ssize_t n = ::readlink((dir + "/" + entry->d_name).c_str(), target, sizeof target);
+    if (n > 0)
+      links.emplace_back(target, static_cast<size_t>(n));
+  }
+  ::closedir(listing);
+  std::sort(links.begin(), links.end());
+  return links;
+}
+
+// Whether any mapping of pid is still registered with a userfaultfd for write-protection.
+bool anyRegistration(pid_t pid) {
+  auto smaps = readProcFile("/proc/" + std::to_string(pid) + "/smaps");
+  return smaps.ok() && smaps->find(" uw") != std::string::npos;
+}
+
+uint64_t residentKb(const SampleProcess& sample) {
+  return std::strtoull(sample.statusField("VmRSS").c_str(), nullptr, 10);
+}
+
+// The target is as it was: running, untraced, same descriptors, no registration, and no
+// memory populated by the capture (the 32 GiB reservation would show).
+void expectUntouched(const SampleProcess& sample, const std::vector<std::string>& links_before,
+                     uint64_t rss_before_kb) {
+  EXPECT_TRUE(waitRunningUntraced(sample, std::chrono::milliseconds(1000)));
+  EXPECT_TRUE(sample.alive());
+  // The kernel releases a dead capturer's userfaultfd at once; allow it a moment.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (anyRegistration(sample.pid()) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(anyRegistration(sample.pid()));
+  EXPECT_EQ(descriptorLinks(sample.pid()), links_before);
+  EXPECT_LT(residentKb(sample), rss_before_kb + 16 * 1024) << "the capture populated memory";
+}
+
+TEST(CapturePrecopy, ArchiveHoldsTheTruthAndTheTargetIsLeftAsItWas) {
+  auto sample = SampleProcess::start(SampleVariant::Pie);
+  ASSERT_TRUE(sample.ok()) << sample.error().message;
+  const std::vector<std::string> links_before = descriptorLinks((*sample)->pid());
+  const uint64_t rss_before_kb = residentKb(**sample);
+  auto dir = TempDir::create("procsnap-capture-precopy");
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir->file("precopy.psnap");
+  CommandResult run =
+      runCapture({std::to_string((*sample)->pid()), "-o", path, "--precopy", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto report = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << run.out;
+  EXPECT_TRUE(report.value("warnings", nlohmann::json::array()).empty()) << run.out;
+  EXPECT_TRUE(report["stats"]["phase_seconds"].contains("precopy")) << run.out;
+  EXPECT_TRUE(report["stats"]["phase_seconds"].contains("refresh")) << run.out;
+
+  auto reader = ArchiveReader::open(path);
+  ASSERT_TRUE(reader.ok()) << reader.error().message;
+  const nlohmann::json& truth = (*sample)->truth();
+  auto counter = readMemory(**reader, addressOf(truth["data_counter"]["addr"]), 8);
+  ASSERT_TRUE(counter.has_value());
+  uint64_t value = 0;
+  std::memcpy(&value, counter->data(), 8);
+  EXPECT_EQ(value, truth["data_counter"]["value"].get<uint64_t>());
+  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large", "memfd",
+                          "file_mapping", "dontfork", "wipeonfork"}) {
+    const std::string expected = truth[key]["value"].get<std::string>();
+    EXPECT_EQ(readString(**reader, addressOf(truth[key]["addr"]), expected.size()), expected)
+        << key;
+  }
+  for (const nlohmann::json& thread : truth["threads"]) {
+    const std::string marker = thread["stack_marker"].get<std::string>();
+    EXPECT_EQ(readString(**reader, addressOf(thread["stack_marker_addr"]), marker.size()), marker)
+        << thread["name"];
+  }
+  EXPECT_FALSE((*reader)->metadata().partial);
+  EXPECT_EQ((*reader)->metadata().threads.size(), truth["threads"].size() + 1);
+  const std::string secret = truth["dontdump"]["secret"].get<std::string>();
+  EXPECT_FALSE(anyChunkContains(**reader, secret + "\n" + secret));
+  // Nothing of the userfaultfd shows in the metadata either: VmFlags were read before it.
+  for (const RegionRecord& region : (*reader)->metadata().regions)
+    EXPECT_FALSE(region.smaps.hasVmFlag("uw")) << formatMapsLine(region.map());
+
+  expectUntouched(**sample, links_before, rss_before_kb);
+}
+
+TEST(CapturePrecopy, SigkillAtRandomPointsLeavesTheTargetAsItWas) {
+  auto sample = SampleProcess::start(SampleVariant::Pie, {"--resident-mb", "128"});
+  ASSERT_TRUE(sample.ok()) << sample.error().message;
+  const std::vector<std::string> links_before = descriptorLinks((*sample)->pid());
+  const uint64_t rss_before_kb = residentKb(**sample);
+  auto dir = TempDir::create("procsnap-capture-precopy-kill");
+  ASSERT_TRUE(dir.ok());
+  std::mt19937 random(std::random_device{}());
+  for (int round = 0; round < 5; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const pid_t capture =
+        spawnCapture({std::to_string((*sample)->pid()), "-o", dir->file("kill.psnap"), "--force",
+                      "--precopy", "-j", "1"});
+    ASSERT_GT(capture, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(random() % 400));
+    ::kill(capture, SIGKILL);
+    ASSERT_NE(waitChild(capture, std::chrono::milliseconds(20000)), -1);
+    expectUntouched(**sample, links_before, rss_before_kb);
+  }
+}
+
+TEST(CapturePrecopy, ConflictingOptionsAreUsageErrors) {
+  EXPECT_EQ(runCapture({"--precopy", "--cow", "1"}).exit_code, 2);
+  EXPECT_EQ(runCapture({"--precopy", "--redact", "secret", "1"}).exit_code, 2);
+}
+
+} // namespace
+} // namespace procsnap::test
