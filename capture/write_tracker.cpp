@@ -32,9 +32,8 @@ constexpr uint64_t kArmPieceBytes = 2ull << 20;
 constexpr uint64_t kUnregisterPieceBytes = 2ull << 20;
 constexpr long kBreathNs = 200'000;
 
-// Between two pieces of page-table work on the target's memory: a thread of the target that
-// page-faults in a tracked mapping needs the mm's lock, and back-to-back ioctls would keep
-// taking it first (measured: its thread stalled for the whole 150-300 ms walk, not with this).
+// Between two pieces of page-table work on the target's memory, so that its threads get a
+// turn (back to back, a thread of the target stalled for the whole 150-300 ms walk).
 void breathe() {
   timespec pause{0, kBreathNs};
   ::nanosleep(&pause, nullptr);
@@ -134,10 +133,9 @@ WriteTracker::create(FrozenProcess& frozen, const SyscallGadget& gadget,
 
 WriteTracker::~WriteTracker() {
   if (uffd_ >= 0) {
-    // Unregistering clears the protection of every page left under the mm's write lock, which
-    // holds up any thread of the target that page-faults meanwhile (about 150 ns per page
-    // here: 40 ms per GiB). Piece by piece, the lock is released between pieces. The pieces
-    // split the mapping for a moment; unregistering the next one merges it back.
+    // Unregistering clears the protection of every page left (about 150 ns per page here),
+    // piece by piece (see breathe()). The pieces split the mapping for a moment; unregistering
+    // the next one merges it back.
     for (const MapsEntry& map : tracked_) {
       for (uint64_t at = map.start; at < map.end; at += kUnregisterPieceBytes) {
         uffdio_range range{at, std::min(kUnregisterPieceBytes, map.end - at)};

@@ -44,14 +44,20 @@ bool anyRegistration(pid_t pid) {
   return smaps.ok() && smaps->find(" uw") != std::string::npos;
 }
 
+std::string mapsOf(pid_t pid) {
+  auto maps = readProcFile("/proc/" + std::to_string(pid) + "/maps");
+  return maps.ok() ? *maps : std::string();
+}
+
 uint64_t residentKb(const SampleProcess& sample) {
   return std::strtoull(sample.statusField("VmRSS").c_str(), nullptr, 10);
 }
 
-// The target is as it was: running, untraced, same descriptors, no registration, and no
-// memory populated by the capture (the 32 GiB reservation would show).
+// The target is as it was: running, untraced, same descriptors, no registration, the same
+// mappings (unregistering by pieces splits them for a moment), and no memory populated by the
+// capture (the 32 GiB reservation would show).
 void expectUntouched(const SampleProcess& sample, const std::vector<std::string>& links_before,
-                     uint64_t rss_before_kb) {
+                     const std::string& maps_before, uint64_t rss_before_kb) {
   EXPECT_TRUE(waitRunningUntraced(sample, std::chrono::milliseconds(1000)));
   EXPECT_TRUE(sample.alive());
   // The kernel releases a dead capturer's userfaultfd at once; allow it a moment.
@@ -60,6 +66,7 @@ void expectUntouched(const SampleProcess& sample, const std::vector<std::string>
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_FALSE(anyRegistration(sample.pid()));
   EXPECT_EQ(descriptorLinks(sample.pid()), links_before);
+  EXPECT_EQ(mapsOf(sample.pid()), maps_before);
   EXPECT_LT(residentKb(sample), rss_before_kb + 16 * 1024) << "the capture populated memory";
 }
 
@@ -67,6 +74,7 @@ TEST(CapturePrecopy, ArchiveHoldsTheTruthAndTheTargetIsLeftAsItWas) {
   auto sample = SampleProcess::start(SampleVariant::Pie);
   ASSERT_TRUE(sample.ok()) << sample.error().message;
   const std::vector<std::string> links_before = descriptorLinks((*sample)->pid());
+  const std::string maps_before = mapsOf((*sample)->pid());
   const uint64_t rss_before_kb = residentKb(**sample);
   auto dir = TempDir::create("procsnap-capture-precopy");
   ASSERT_TRUE(dir.ok());
@@ -107,13 +115,14 @@ TEST(CapturePrecopy, ArchiveHoldsTheTruthAndTheTargetIsLeftAsItWas) {
   for (const RegionRecord& region : (*reader)->metadata().regions)
     EXPECT_FALSE(region.smaps.hasVmFlag("uw")) << formatMapsLine(region.map());
 
-  expectUntouched(**sample, links_before, rss_before_kb);
+  expectUntouched(**sample, links_before, maps_before, rss_before_kb);
 }
 
 TEST(CapturePrecopy, SigkillAtRandomPointsLeavesTheTargetAsItWas) {
   auto sample = SampleProcess::start(SampleVariant::Pie, {"--resident-mb", "128"});
   ASSERT_TRUE(sample.ok()) << sample.error().message;
   const std::vector<std::string> links_before = descriptorLinks((*sample)->pid());
+  const std::string maps_before = mapsOf((*sample)->pid());
   const uint64_t rss_before_kb = residentKb(**sample);
   auto dir = TempDir::create("procsnap-capture-precopy-kill");
   ASSERT_TRUE(dir.ok());
@@ -127,7 +136,7 @@ TEST(CapturePrecopy, SigkillAtRandomPointsLeavesTheTargetAsItWas) {
     std::this_thread::sleep_for(std::chrono::milliseconds(random() % 400));
     ::kill(capture, SIGKILL);
     ASSERT_NE(waitChild(capture, std::chrono::milliseconds(20000)), -1);
-    expectUntouched(**sample, links_before, rss_before_kb);
+    expectUntouched(**sample, links_before, maps_before, rss_before_kb);
   }
 }
 
