@@ -98,41 +98,29 @@ if [ "$madvise_result" != "0" ]; then
   exit 1
 fi
 
+# capture_run [OPTION...]: one procsnap-capture of the sample; prints "WALL PAUSE SIZE"
+# (seconds, the monitor's longest gap in ms, archive bytes).
+capture_run() {
+  local start end
+  reset_pause
+  start=$(now)
+  "$capture_bin" "$sample_pid" -o "$work/capture.psnap" --force --quiet "$@" ||
+    { echo "capture_bench: procsnap-capture $* failed" >&2; return 1; }
+  end=$(now)
+  kill -USR2 "$sample_pid"
+  echo "$(elapsed "$start" "$end") $(read_pause) $(stat -c %s "$work/capture.psnap")"
+  rm -f "$work/capture.psnap"
+}
+
 declare -a ps_wall ps_pause ps_size cow_wall cow_pause cow_size pc_wall pc_pause pc_size
 declare -a gc_wall gc_pause gc_size zst_size zst_wall
 for run in $(seq "$runs"); do
-  # procsnap-capture
-  reset_pause
-  start=$(now)
-  "$capture_bin" "$sample_pid" -o "$work/capture.psnap" --force --quiet
-  end=$(now)
-  ps_wall+=("$(elapsed "$start" "$end")")
-  kill -USR2 "$sample_pid"
-  ps_pause+=("$(read_pause)")
-  ps_size+=("$(stat -c %s "$work/capture.psnap")")
-  rm -f "$work/capture.psnap"
-
-  # procsnap-capture --cow
-  reset_pause
-  start=$(now)
-  "$capture_bin" "$sample_pid" -o "$work/capture.psnap" --force --quiet --cow
-  end=$(now)
-  cow_wall+=("$(elapsed "$start" "$end")")
-  kill -USR2 "$sample_pid"
-  cow_pause+=("$(read_pause)")
-  cow_size+=("$(stat -c %s "$work/capture.psnap")")
-  rm -f "$work/capture.psnap"
-
-  # procsnap-capture --precopy
-  reset_pause
-  start=$(now)
-  "$capture_bin" "$sample_pid" -o "$work/capture.psnap" --force --quiet --precopy
-  end=$(now)
-  pc_wall+=("$(elapsed "$start" "$end")")
-  kill -USR2 "$sample_pid"
-  pc_pause+=("$(read_pause)")
-  pc_size+=("$(stat -c %s "$work/capture.psnap")")
-  rm -f "$work/capture.psnap"
+  out=$(capture_run) || exit 1
+  read -r w p z <<<"$out"; ps_wall+=("$w"); ps_pause+=("$p"); ps_size+=("$z")
+  out=$(capture_run --cow) || exit 1
+  read -r w p z <<<"$out"; cow_wall+=("$w"); cow_pause+=("$p"); cow_size+=("$z")
+  out=$(capture_run --precopy) || exit 1
+  read -r w p z <<<"$out"; pc_wall+=("$w"); pc_pause+=("$p"); pc_size+=("$z")
 
   # gcore (gdb): the target is stopped for the whole run
   reset_pause

@@ -46,31 +46,9 @@ TEST(CaptureCow, ArchiveHoldsTheTruthAndTheTargetHasNoChildLeft) {
 
   auto reader = ArchiveReader::open(path);
   ASSERT_TRUE(reader.ok()) << reader.error().message;
-  const nlohmann::json& truth = (*sample)->truth();
-  auto counter = readMemory(**reader, addressOf(truth["data_counter"]["addr"]), 8);
-  ASSERT_TRUE(counter.has_value());
-  uint64_t value = 0;
-  std::memcpy(&value, counter->data(), 8);
-  EXPECT_EQ(value, truth["data_counter"]["value"].get<uint64_t>());
-  // dontfork and wipeonfork are not in the fork as they are in the target: copied frozen.
-  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large", "memfd",
-                          "dontfork", "wipeonfork"}) {
-    const std::string expected = truth[key]["value"].get<std::string>();
-    EXPECT_EQ(readString(**reader, addressOf(truth[key]["addr"]), expected.size()), expected)
-        << key;
-  }
-  for (const nlohmann::json& thread : truth["threads"]) {
-    const std::string marker = thread["stack_marker"].get<std::string>();
-    EXPECT_EQ(readString(**reader, addressOf(thread["stack_marker_addr"]), marker.size()), marker)
-        << thread["name"];
-  }
-  EXPECT_FALSE((*reader)->metadata().partial);
-  // Every thread kept its registers: they were read before the fork.
-  EXPECT_EQ((*reader)->metadata().threads.size(), truth["threads"].size() + 1);
-  // The MADV_DONTDUMP region stays out, as without --cow (the secret alone is also a
-  // literal in .rodata; only the region holds it repeated with newlines).
-  const std::string secret = truth["dontdump"]["secret"].get<std::string>();
-  EXPECT_FALSE(anyChunkContains(**reader, secret + "\n" + secret));
+  // Registers were read before the fork; MADV_DONTFORK and MADV_WIPEONFORK regions are not
+  // in the fork as they are in the target, so they were copied frozen.
+  expectSampleTruth(**reader, (*sample)->truth());
 
   EXPECT_TRUE(waitRunningUntraced(**sample, std::chrono::milliseconds(1000)));
   EXPECT_TRUE(childrenOf((*sample)->pid()).empty()) << "the fork was not reaped";

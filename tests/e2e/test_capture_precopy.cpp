@@ -90,27 +90,7 @@ TEST(CapturePrecopy, ArchiveHoldsTheTruthAndTheTargetIsLeftAsItWas) {
 
   auto reader = ArchiveReader::open(path);
   ASSERT_TRUE(reader.ok()) << reader.error().message;
-  const nlohmann::json& truth = (*sample)->truth();
-  auto counter = readMemory(**reader, addressOf(truth["data_counter"]["addr"]), 8);
-  ASSERT_TRUE(counter.has_value());
-  uint64_t value = 0;
-  std::memcpy(&value, counter->data(), 8);
-  EXPECT_EQ(value, truth["data_counter"]["value"].get<uint64_t>());
-  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large", "memfd",
-                          "file_mapping", "dontfork", "wipeonfork"}) {
-    const std::string expected = truth[key]["value"].get<std::string>();
-    EXPECT_EQ(readString(**reader, addressOf(truth[key]["addr"]), expected.size()), expected)
-        << key;
-  }
-  for (const nlohmann::json& thread : truth["threads"]) {
-    const std::string marker = thread["stack_marker"].get<std::string>();
-    EXPECT_EQ(readString(**reader, addressOf(thread["stack_marker_addr"]), marker.size()), marker)
-        << thread["name"];
-  }
-  EXPECT_FALSE((*reader)->metadata().partial);
-  EXPECT_EQ((*reader)->metadata().threads.size(), truth["threads"].size() + 1);
-  const std::string secret = truth["dontdump"]["secret"].get<std::string>();
-  EXPECT_FALSE(anyChunkContains(**reader, secret + "\n" + secret));
+  expectSampleTruth(**reader, (*sample)->truth());
   // Nothing of the userfaultfd shows in the metadata either: VmFlags were read before it.
   for (const RegionRecord& region : (*reader)->metadata().regions)
     EXPECT_FALSE(region.smaps.hasVmFlag("uw")) << formatMapsLine(region.map());

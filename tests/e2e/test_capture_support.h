@@ -8,6 +8,7 @@
 #include "tests/support/sample_process.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -86,6 +87,33 @@ inline bool anyChunkContains(const ArchiveReader& reader, std::string_view needl
       return true;
   }
   return false;
+}
+
+// The checks every capture mode must pass on an archive of the sample: the values it reports
+// at its addresses (globals, heap, the memfd, file and MADV_DONTFORK / MADV_WIPEONFORK
+// regions, each thread's stack marker), every thread with registers, not partial, and the
+// MADV_DONTDUMP region left out (the secret alone is also a literal in .rodata; only the
+// region holds it repeated with newlines).
+inline void expectSampleTruth(const ArchiveReader& reader, const nlohmann::json& truth) {
+  auto counter = readMemory(reader, addressOf(truth["data_counter"]["addr"]), 8);
+  ASSERT_TRUE(counter.has_value());
+  uint64_t value = 0;
+  std::memcpy(&value, counter->data(), 8);
+  EXPECT_EQ(value, truth["data_counter"]["value"].get<uint64_t>());
+  for (const char* key : {"data_message", "rodata_string", "heap_small", "heap_large", "memfd",
+                          "file_mapping", "dontfork", "wipeonfork"}) {
+    const std::string expected = truth[key]["value"].get<std::string>();
+    EXPECT_EQ(readString(reader, addressOf(truth[key]["addr"]), expected.size()), expected) << key;
+  }
+  for (const nlohmann::json& thread : truth["threads"]) {
+    const std::string marker = thread["stack_marker"].get<std::string>();
+    EXPECT_EQ(readString(reader, addressOf(thread["stack_marker_addr"]), marker.size()), marker)
+        << thread["name"];
+  }
+  EXPECT_FALSE(reader.metadata().partial);
+  EXPECT_EQ(reader.metadata().threads.size(), truth["threads"].size() + 1);
+  const std::string secret = truth["dontdump"]["secret"].get<std::string>();
+  EXPECT_FALSE(anyChunkContains(reader, secret + "\n" + secret));
 }
 
 // Waits (at most timeout) until the sample is neither stopped nor traced.
