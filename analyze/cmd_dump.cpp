@@ -2,11 +2,13 @@
 // Bytes the snapshot does not hold are zeros in the file, and the report says how many and
 // why (by page state). The file is sparse: sized first, then only stored, non-zero pages are
 // written, so a 32 GiB reservation costs no disk. Memory holds secrets: the file is created
-// 0600 and never overwritten without --force. Memory use is one block, whatever the range.
+// 0600 under a temporary name, renamed into place when complete, and never overwritten
+// without --force. Memory use is one block, whatever the range.
 #include "analyze/address_expression.h"
 #include "analyze/address_space.h"
 #include "analyze/analyze_options.h"
 #include "analyze/command_table.h"
+#include "common/output_file.h"
 
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/raw_ostream.h>
@@ -44,64 +46,34 @@ cl::opt<bool> force_option("force", cl::desc("Overwrite FILE when it exists"),
 constexpr size_t kDumpBlockBytes = size_t{1} << 20;
 // Granule of the zero check: an all-zero page of a stored block is left as a hole.
 constexpr size_t kHoleGranuleBytes = 4096;
-// Mode of the output file: memory holds secrets.
-constexpr mode_t kOutputMode = 0600;
 
-llvm::Error errnoError(const llvm::Twine& what) {
-  int saved = errno;
-  return llvm::createStringError(std::error_code(saved, std::generic_category()),
-                                 what + ": " + std::strerror(saved));
-}
-
-// Where the bytes go: a file written sparsely with pwrite, or standard output written in
+// Where the bytes go: a staged file written sparsely (common/output_file.h: mode 0600, renamed
+// into place when complete, so a failed dump leaves nothing), or standard output written in
 // order (holes become written zeros, since a pipe cannot skip).
 class DumpOutput final {
 public:
   static llvm::Expected<std::unique_ptr<DumpOutput>> open(const std::string& path, bool force,
                                                           uint64_t size) {
     std::unique_ptr<DumpOutput> output(new DumpOutput());
-    output->path_ = path;
     output->size_ = size;
     if (path == "-") {
       if (isatty(STDOUT_FILENO))
         return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                        "refusing to write raw memory to a terminal; use -o FILE");
-      output->fd_ = STDOUT_FILENO;
-      output->sequential_ = true;
       return output;
     }
-    // --force replaces the file rather than truncating it in place: the new inode gets mode
-    // 0600 whatever the old one had, and a symlink is replaced, not followed.
-    if (force && unlink(path.c_str()) != 0 && errno != ENOENT)
-      return errnoError("cannot replace '" + path + "'");
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kOutputMode);
-    if (fd < 0) {
-      if (errno == EEXIST)
-        return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                       "'%s' exists; use --force to overwrite it", path.c_str());
-      return errnoError("cannot create '" + path + "'");
-    }
-    output->fd_ = fd;
-    output->created_ = true;
-    if (fchmod(fd, kOutputMode) != 0) // the umask may have cleared bits; never more than 0600
-      return errnoError("cannot set the mode of '" + path + "'");
-    if (ftruncate(fd, static_cast<off_t>(size)) != 0)
-      return errnoError("cannot size '" + path + "'");
+    Result<std::unique_ptr<OutputFile>> file = OutputFile::create(path, force);
+    if (!file)
+      return toLlvmError(file.error());
+    output->file_ = std::move(*file);
+    if (llvm::Error error = toLlvmError(output->file_->resize(size)))
+      return error;
     return output;
   }
 
-  ~DumpOutput() {
-    if (fd_ >= 0 && fd_ != STDOUT_FILENO)
-      ::close(fd_);
-    if (created_ && !kept_)
-      ::unlink(path_.c_str()); // a partial file is worse than none
-  }
-  DumpOutput(const DumpOutput&) = delete;
-  DumpOutput& operator=(const DumpOutput&) = delete;
-
   // Writes bytes at offset (from the range start). Offsets only grow.
   llvm::Error write(uint64_t offset, llvm::ArrayRef<uint8_t> bytes) {
-    if (sequential_) {
+    if (!file_) {
       if (llvm::Error error = writeZerosTo(offset))
         return error;
       return writeAll(bytes);
@@ -112,7 +84,9 @@ public:
       bool zero = std::all_of(bytes.begin() + at, bytes.begin() + at + granule,
                               [](uint8_t byte) { return byte == 0; });
       if (!zero) {
-        if (llvm::Error error = pwriteAll(offset + at, bytes.slice(at, granule)))
+        const llvm::ArrayRef<uint8_t> piece = bytes.slice(at, granule);
+        if (llvm::Error error =
+                toLlvmError(file_->write(offset + at, {piece.data(), piece.size()})))
           return error;
       }
       at += granule;
@@ -120,47 +94,23 @@ public:
     return llvm::Error::success();
   }
 
-  // Completes the output and keeps the file.
+  // Completes the output: the file appears under its name.
   llvm::Error commit() {
-    if (sequential_) {
-      if (llvm::Error error = writeZerosTo(size_))
-        return error;
-      kept_ = true;
-      return llvm::Error::success();
-    }
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0)
-      return errnoError("cannot write '" + path_ + "'");
-    kept_ = true;
-    return llvm::Error::success();
+    if (!file_)
+      return writeZerosTo(size_);
+    return toLlvmError(file_->commit());
   }
-
-  bool sequential() const { return sequential_; }
 
 private:
   DumpOutput() = default;
 
-  llvm::Error pwriteAll(uint64_t offset, llvm::ArrayRef<uint8_t> bytes) {
-    while (!bytes.empty()) {
-      ssize_t written = ::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset));
-      if (written < 0 && errno == EINTR)
-        continue;
-      if (written <= 0)
-        return errnoError("cannot write '" + path_ + "'");
-      bytes = bytes.drop_front(static_cast<size_t>(written));
-      offset += static_cast<uint64_t>(written);
-    }
-    return llvm::Error::success();
-  }
-
   llvm::Error writeAll(llvm::ArrayRef<uint8_t> bytes) {
     while (!bytes.empty()) {
-      ssize_t written = ::write(fd_, bytes.data(), bytes.size());
+      ssize_t written = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
       if (written < 0 && errno == EINTR)
         continue;
       if (written <= 0)
-        return errnoError("cannot write to standard output");
+        return toLlvmError(describeWriteError(errno, "standard output"));
       bytes = bytes.drop_front(static_cast<size_t>(written));
       position_ += static_cast<uint64_t>(written);
     }
@@ -177,13 +127,9 @@ private:
     return llvm::Error::success();
   }
 
-  std::string path_;
+  std::unique_ptr<OutputFile> file_; // null: standard output
   uint64_t size_ = 0;
-  int fd_ = -1;
-  bool created_ = false;
-  bool kept_ = false;
-  bool sequential_ = false;
-  uint64_t position_ = 0; // sequential: bytes written so far
+  uint64_t position_ = 0; // standard output: bytes written so far
 };
 
 // Why the bytes of [start, end) that are not written from the snapshot are zeros, from the

@@ -26,10 +26,6 @@ constexpr uint32_t kExtendedNumbering = 0xffff;
 constexpr uint64_t kMaxPageSize = uint64_t{1} << 30;
 
 // A common/ result as an llvm::Error (the boundary between common/ and analyze/).
-llvm::Error llvmErrorOf(const Result<void>& result) {
-  return result ? llvm::Error::success() : analyze::toLlvmError(result.error());
-}
-
 struct LoadSegment {
   size_t region_index = 0;
   uint64_t vaddr = 0;
@@ -194,7 +190,7 @@ private:
       size_t granule = std::min(kHoleGranuleBytes, bytes.size() - at);
       llvm::ArrayRef<uint8_t> piece = bytes.slice(at, granule);
       if (std::any_of(piece.begin(), piece.end(), [](uint8_t byte) { return byte != 0; })) {
-        if (llvm::Error error = llvmErrorOf(file_.write(offset + at, piece)))
+        if (llvm::Error error = toLlvmError(file_.write(offset + at, piece)))
           return error;
         summary_.bytes_written += granule;
       }
@@ -278,16 +274,16 @@ llvm::Expected<CoreWriteSummary> writeCore(const Snapshot& snapshot,
   if (!file)
     return toLlvmError(file.error());
   // Sized first: what is never written stays a hole.
-  if (llvm::Error error = llvmErrorOf((*file)->resize(summary.file_size)))
+  if (llvm::Error error = toLlvmError((*file)->resize(summary.file_size)))
     return error;
   std::vector<uint8_t> head = headersAndNotes(segments, notes.bytes, notes_offset);
-  if (llvm::Error error = llvmErrorOf((*file)->write(0, head)))
+  if (llvm::Error error = toLlvmError((*file)->write(0, head)))
     return error;
   SegmentCopier copier(snapshot, **file, options, progress, summary);
   if (llvm::Error error = copier.copy(segments))
     return error;
   summary.allocated_size = (*file)->allocatedBytes();
-  if (llvm::Error error = llvmErrorOf((*file)->commit()))
+  if (llvm::Error error = toLlvmError((*file)->commit()))
     return error;
   return summary;
 }

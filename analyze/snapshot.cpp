@@ -110,6 +110,10 @@ llvm::Error toLlvmError(const procsnap::Error& error) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), error.message);
 }
 
+llvm::Error toLlvmError(const procsnap::Result<void>& result) {
+  return result ? llvm::Error::success() : toLlvmError(result.error());
+}
+
 llvm::Expected<std::unique_ptr<Snapshot>> openSnapshot(llvm::StringRef path,
                                                        const OpenOptions& options) {
   // Recognize the source by its first bytes, not its name.

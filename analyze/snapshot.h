@@ -144,5 +144,7 @@ llvm::Expected<std::unique_ptr<Snapshot>> openSnapshot(llvm::StringRef path,
 
 // Converts a common/ error into an llvm::Error (the boundary between common/ and analyze/).
 llvm::Error toLlvmError(const procsnap::Error& error);
+// Success, or the error of result.
+llvm::Error toLlvmError(const procsnap::Result<void>& result);
 
 } // namespace procsnap::analyze

@@ -77,7 +77,8 @@ TEST_F(AnalyzeDump, FileIsPrivateSparseAndNotOverwrittenWithoutForce) {
 
   CommandResult again = runAnalyze({"dump", c.archive(), hex(heap->start), "-o", path});
   EXPECT_EQ(again.exit_code, 2);
-  EXPECT_NE(again.err.find("procsnap-analyze: error: '" + path + "' exists; use --force"),
+  EXPECT_NE(again.err.find("procsnap-analyze: error: output file exists: " + path +
+                           " (use --force to overwrite)"),
             std::string::npos)
       << again.err;
   chmod(path.c_str(), 0644);
