@@ -8,7 +8,7 @@
 #include "analyze/address_space.h"
 #include "analyze/analyze_options.h"
 #include "analyze/command_table.h"
-#include "common/output_file.h"
+#include "analyze/staged_output.h"
 
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/raw_ostream.h>
@@ -62,9 +62,9 @@ public:
                                        "refusing to write raw memory to a terminal; use -o FILE");
       return output;
     }
-    Result<std::unique_ptr<OutputFile>> file = OutputFile::create(path, force);
+    llvm::Expected<std::unique_ptr<OutputFile>> file = createStagedOutput(path, force);
     if (!file)
-      return toLlvmError(file.error());
+      return file.takeError();
     output->file_ = std::move(*file);
     if (llvm::Error error = toLlvmError(output->file_->resize(size)))
       return error;

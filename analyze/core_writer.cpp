@@ -1,5 +1,7 @@
 #include "analyze/core_writer.h"
 
+#include "analyze/staged_output.h"
+
 #include "analyze/printer.h"
 #include "common/output_file.h"
 
@@ -270,9 +272,10 @@ llvm::Expected<CoreWriteSummary> writeCore(const Snapshot& snapshot,
   summary.load_segments = static_cast<uint32_t>(segments.size());
   summary.file_size = segments.empty() ? notes_offset + notes.bytes.size() : offset;
 
-  Result<std::unique_ptr<OutputFile>> file = OutputFile::create(options.path, options.force);
+  llvm::Expected<std::unique_ptr<OutputFile>> file =
+      createStagedOutput(options.path, options.force);
   if (!file)
-    return toLlvmError(file.error());
+    return file.takeError();
   // Sized first: what is never written stays a hole.
   if (llvm::Error error = toLlvmError((*file)->resize(summary.file_size)))
     return error;

@@ -1,0 +1,112 @@
+// The analyzer's output files appear complete or not at all, also when the analyzer is
+// interrupted: SIGINT, SIGTERM or SIGHUP while export-core or dump writes must leave neither
+// the final file nor the hidden temporary one, and end the process by that signal.
+#include "tests/e2e/analyze_commands_support.h"
+#include "tests/support/temp_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <dirent.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <thread>
+
+extern char** environ;
+
+namespace procsnap::test {
+namespace {
+
+std::vector<std::string> filesIn(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* listing = ::opendir(dir.c_str());
+  if (listing == nullptr)
+    return names;
+  while (dirent* entry = ::readdir(listing))
+    if (std::string(entry->d_name) != "." && std::string(entry->d_name) != "..")
+      names.emplace_back(entry->d_name);
+  ::closedir(listing);
+  return names;
+}
+
+// Starts the analyzer with output to /dev/null; returns its pid or -1.
+pid_t spawnAnalyze(std::vector<std::string> args) {
+  args.insert(args.begin(), PROCSNAP_ANALYZE_BIN);
+  std::vector<char*> argv;
+  for (std::string& arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
+    pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+// Waits at most 60 s; the wait status, or -1 (killed) on timeout.
+int waitFor(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (int status = 0;;) {
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return status;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+TEST(AnalyzeSignals, InterruptedWritesLeaveNothingBehind) {
+  auto sample = SampleProcess::start(SampleVariant::Pie, {"--resident-mb", "256"});
+  ASSERT_TRUE(sample.ok()) << sample.error().message;
+  auto dir = TempDir::create("procsnap-analyze-signals");
+  ASSERT_TRUE(dir.ok());
+  const std::string archive = dir->file("sample.psnap");
+  CommandResult captured =
+      runCommand({PROCSNAP_CAPTURE_BIN, std::to_string((*sample)->pid()), "-o", archive, "-q"}, 60);
+  ASSERT_EQ(captured.exit_code, 0) << captured.err;
+  const std::string resident = (*sample)->truth()["resident"]["addr_list"][0].get<std::string>();
+
+  const std::vector<std::vector<std::string>> commands = {
+      {"export-core", archive, "-o"}, {"dump", archive, resident + "+0x4000000", "-o"}};
+  int interrupted = 0;
+  for (int round = 0; round < 6; ++round) {
+    const int signal_number = std::array{SIGINT, SIGTERM, SIGHUP}[round % 3];
+    auto out = TempDir::create("procsnap-analyze-signals-out");
+    ASSERT_TRUE(out.ok());
+    std::vector<std::string> args = commands[round % 2];
+    args.push_back(out->file("out.bin"));
+    SCOPED_TRACE(args[0] + ", signal " + std::to_string(signal_number));
+    const pid_t analyzer = spawnAnalyze(args);
+    ASSERT_GT(analyzer, 0);
+    // Once the temporary file exists, the write is under way.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (filesIn(out->path()).empty() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    ::kill(analyzer, signal_number);
+    const int status = waitFor(analyzer);
+    ASSERT_NE(status, -1);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      // It finished first: then only the final file is there.
+      EXPECT_EQ(filesIn(out->path()), std::vector<std::string>{"out.bin"});
+      continue;
+    }
+    ++interrupted;
+    ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
+    EXPECT_EQ(WTERMSIG(status), signal_number);
+    EXPECT_TRUE(filesIn(out->path()).empty()) << filesIn(out->path())[0];
+  }
+  EXPECT_GT(interrupted, 0) << "every write finished before its signal";
+}
+
+} // namespace
+} // namespace procsnap::test
