@@ -416,8 +416,9 @@ Resources:
 
 Pause:
       --cow             thaw the target right after a copy-on-write fork of it, and copy
-                        the memory from that fork: the pause no longer grows with the
-                        resident size (x86-64; not under seccomp; shared, MADV_DONTFORK and
+                        the memory from that fork: the pause is the fork's copy of the page
+                        tables (tens of ms per GiB resident), not the copy of the memory
+                        (x86-64; not under seccomp; shared, MADV_DONTFORK and
                         MADV_WIPEONFORK regions are still copied while frozen)
       --precopy         copy the memory while the target runs, tracking its writes
                         (userfaultfd, Linux 6.7), then freeze it and copy again only the
