@@ -11,11 +11,8 @@
 #include <csignal>
 #include <dirent.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <thread>
-
-extern char** environ;
 
 namespace procsnap::test {
 namespace {
@@ -30,39 +27,6 @@ std::vector<std::string> filesIn(const std::string& dir) {
       names.emplace_back(entry->d_name);
   ::closedir(listing);
   return names;
-}
-
-// Starts the analyzer with output to /dev/null; returns its pid or -1.
-pid_t spawnAnalyze(std::vector<std::string> args) {
-  args.insert(args.begin(), PROCSNAP_ANALYZE_BIN);
-  std::vector<char*> argv;
-  for (std::string& arg : args)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
-    pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-// Waits at most 60 s; the wait status, or -1 (killed) on timeout.
-int waitFor(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (int status = 0;;) {
-    if (::waitpid(pid, &status, WNOHANG) == pid)
-      return status;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
 }
 
 TEST(AnalyzeSignals, InterruptedWritesLeaveNothingBehind) {
@@ -86,14 +50,15 @@ TEST(AnalyzeSignals, InterruptedWritesLeaveNothingBehind) {
     std::vector<std::string> args = commands[round % 2];
     args.push_back(out->file("out.bin"));
     SCOPED_TRACE(args[0] + ", signal " + std::to_string(signal_number));
-    const pid_t analyzer = spawnAnalyze(args);
+    args.insert(args.begin(), PROCSNAP_ANALYZE_BIN);
+    const pid_t analyzer = spawnCommand(args);
     ASSERT_GT(analyzer, 0);
     // Once the temporary file exists, the write is under way.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (filesIn(out->path()).empty() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     ::kill(analyzer, signal_number);
-    const int status = waitFor(analyzer);
+    const int status = waitCommand(analyzer, std::chrono::seconds(60));
     ASSERT_NE(status, -1);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       // It finished first: then only the final file is there.

@@ -133,42 +133,15 @@ inline bool waitRunningUntraced(const SampleProcess& sample, std::chrono::millis
 // Starts procsnap-capture without waiting, stdout and stderr to /dev/null, so a test can
 // signal it mid-capture. Returns the pid, or -1.
 inline pid_t spawnCapture(const std::vector<std::string>& args) {
-  std::vector<std::string> argv_strings = {captureBinary()};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& arg : argv_strings)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
-    pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
+  std::vector<std::string> argv = {captureBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawnCommand(argv);
 }
 
 // Waits (bounded) for a spawned child; returns its wait status, or -1 after SIGKILL on
 // timeout.
 inline int waitChild(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  for (;;) {
-    const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -1;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  return waitCommand(pid, timeout);
 }
 
 } // namespace procsnap::test
