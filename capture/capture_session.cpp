@@ -224,11 +224,9 @@ struct Precopy {
   double pause_seconds = 0;             // the brief freeze that created the tracker
 
   PrecopiedRegion* find(const MapsEntry& map) {
-    auto it = std::lower_bound(regions.begin(), regions.end(), map.start,
-                               [](const PrecopiedRegion& copied, uint64_t start) {
-                                 return copied.region.map().start < start;
-                               });
-    return it != regions.end() && it->region.map() == map ? &*it : nullptr;
+    return findIdenticalMapping(
+        regions, map,
+        [](const PrecopiedRegion& copied) -> const MapsEntry& { return copied.region.map(); });
   }
 };
 

@@ -212,12 +212,10 @@ Result<double> CowChild::release() {
 std::vector<char> presentIn(const std::vector<RegionRecord>& regions,
                             const std::vector<MapsEntry>& fork_maps) {
   std::vector<char> present(regions.size(), 0);
-  size_t f = 0;
-  for (size_t i = 0; i < regions.size(); ++i) {
-    while (f < fork_maps.size() && fork_maps[f].start < regions[i].map().start)
-      ++f;
-    present[i] = f < fork_maps.size() && fork_maps[f] == regions[i].map();
-  }
+  for (size_t i = 0; i < regions.size(); ++i)
+    present[i] = findIdenticalMapping(
+                     fork_maps, regions[i].map(),
+                     [](const MapsEntry& map) -> const MapsEntry& { return map; }) != nullptr;
   return present;
 }
 
@@ -225,14 +223,16 @@ void reconcileWithFork(std::vector<RegionRecord>& regions, const std::vector<cha
                        const std::vector<char>& in_fork, const std::vector<SmapsEntry>& fork_smaps,
                        const CapturePolicy& policy, std::vector<char>& copy_region,
                        const std::function<void(uint64_t, uint64_t)>& discard) {
-  size_t f = 0;
   for (size_t i = 0; i < regions.size(); ++i) {
     RegionRecord& region = regions[i];
-    while (f < fork_smaps.size() && fork_smaps[f].map.start < region.map().start)
-      ++f;
-    if (!in_fork[i] || f == fork_smaps.size() || !(fork_smaps[f].map == region.map()))
+    const SmapsEntry* found =
+        in_fork[i] ? findIdenticalMapping(
+                         fork_smaps, region.map(),
+                         [](const SmapsEntry& entry) -> const MapsEntry& { return entry.map; })
+                   : nullptr;
+    if (!found)
       continue; // not in the fork (MADV_DONTFORK): what was read before the freeze stands
-    const SmapsEntry& at_fork = fork_smaps[f];
+    const SmapsEntry& at_fork = *found;
     if (!smaps_known[i]) {
       // Rss and the like as the fork counts them: the nearest figures there are.
       region.smaps.fields = at_fork.fields;

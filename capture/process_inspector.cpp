@@ -157,6 +157,10 @@ HostInfo readHostInfo() {
 
 namespace {
 
+const MapsEntry& smapsMap(const SmapsEntry& entry) {
+  return entry.map;
+}
+
 // RegionRecords for entries (sorted by address), each with its kind; pages left empty.
 std::vector<RegionRecord> classifiedRegions(std::vector<SmapsEntry> entries,
                                             std::span<const uint64_t> thread_stack_pointers) {
@@ -211,14 +215,10 @@ readRegionsWithEarlierSmaps(pid_t pid, std::span<const uint64_t> thread_stack_po
   }
   std::vector<SmapsEntry> entries(maps->size());
   smaps_known.assign(maps->size(), 0);
-  // Both lists are sorted by address: one merge pass.
-  size_t e = 0;
   for (size_t i = 0; i < maps->size(); ++i) {
     MapsEntry& map = (*maps)[i];
-    while (e < earlier.size() && earlier[e].map.start < map.start)
-      ++e;
-    if (e < earlier.size() && earlier[e].map == map) {
-      entries[i] = earlier[e];
+    if (const SmapsEntry* same = findIdenticalMapping(earlier, map, smapsMap)) {
+      entries[i] = *same;
       smaps_known[i] = 1;
     }
     entries[i].map = std::move(map);

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -178,10 +177,9 @@ Result<void> WriteTracker::arm() {
 }
 
 bool WriteTracker::tracks(const MapsEntry& map) const {
-  auto it =
-      std::lower_bound(tracked_.begin(), tracked_.end(), map.start,
-                       [](const MapsEntry& entry, uint64_t start) { return entry.start < start; });
-  return it != tracked_.end() && *it == map;
+  return findIdenticalMapping(tracked_, map, [](const MapsEntry& entry) -> const MapsEntry& {
+           return entry;
+         }) != nullptr;
 }
 
 uint64_t WriteTracker::trackedBytes() const {

@@ -4,6 +4,7 @@
 
 #include "result.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -38,6 +39,18 @@ struct MapsEntry {
   bool isAnonymous() const { return inode == 0 && (path.empty() || isPseudo()); }
   friend bool operator==(const MapsEntry&, const MapsEntry&) = default;
 };
+
+// The element of `sorted` (ordered by start address, as maps lists mappings) whose mapping,
+// mapOf(element), is identical to map (same range, permissions, offset, device, inode and
+// path), or null: "is this still the same mapping" across two reads of maps or smaps.
+template <typename Sorted, typename MapOf>
+auto findIdenticalMapping(Sorted& sorted, const MapsEntry& map, MapOf mapOf)
+    -> decltype(&*sorted.begin()) {
+  auto it = std::lower_bound(
+      sorted.begin(), sorted.end(), map.start,
+      [&](const auto& element, uint64_t start) { return mapOf(element).start < start; });
+  return it != sorted.end() && mapOf(*it) == map ? &*it : nullptr;
+}
 
 // Parses one line without its newline.
 Result<MapsEntry> parseMapsLine(std::string_view line);
