@@ -332,9 +332,10 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
   }
 
   metadata.host = readHostInfo();
-  // --cow reads smaps before the freeze: it walks every page table (about 20 ms per GiB
-  // resident), while maps, read frozen, costs next to nothing. The fork's own smaps, read after
-  // the thaw, then give the VmFlags exactly as they were at the fork (reconcileWithFork).
+  // --cow and --precopy read smaps before the freeze: it walks every page table (about 20 ms
+  // per GiB resident), while maps, read frozen, costs next to nothing. Under --cow the fork's
+  // own smaps, read after the thaw, then give the VmFlags exactly as they were at the fork
+  // (reconcileWithFork).
   std::vector<SmapsEntry> smaps_before;
   if (options.cow || options.precopy) {
     PhaseTimer timer(stats, "smaps");
@@ -429,6 +430,17 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
       cow = std::move(*forked);
     else
       metadata.warnings.push_back("--cow not used, copied while frozen: " + forked.error().message);
+  }
+  // A mapping made or changed after smaps was read has no VmFlags yet. With a fork, its smaps
+  // give them after the thaw (reconcileWithFork); without one (--precopy, or --cow that could
+  // not fork) smaps is read now, while frozen: the walk costs pause, but only in that case.
+  if (!cow && std::find(smaps_known.begin(), smaps_known.end(), 0) != smaps_known.end()) {
+    PhaseTimer timer(stats, "metadata");
+    auto regions = readRegions(options.pid, frozen->stackPointers());
+    if (!regions)
+      return std::move(regions).takeError();
+    metadata.regions = std::move(*regions); // the same mappings: the target is frozen
+    smaps_known.assign(metadata.regions.size(), 1);
   }
   // Which regions the fork holds as they are: MADV_DONTFORK ones are missing from it.
   std::vector<char> in_fork(metadata.regions.size(), 0);

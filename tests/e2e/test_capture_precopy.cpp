@@ -120,6 +120,27 @@ TEST(CapturePrecopy, SigkillAtRandomPointsLeavesTheTargetAsItWas) {
   }
 }
 
+// A mapping made after smaps was read (before the freeze) has no VmFlags from that read, and
+// --precopy has no fork whose smaps could give them later: they are read while frozen, so
+// MADV_DONTDUMP and the filters still apply to it. The map-churn thread keeps making them.
+TEST(CapturePrecopy, MappingsNewAtTheFreezeStillHaveTheirSmaps) {
+  auto sample = SampleProcess::start(SampleVariant::Pie, {"--churn-maps"});
+  ASSERT_TRUE(sample.ok()) << sample.error().message;
+  auto dir = TempDir::create("procsnap-capture-precopy-churn");
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir->file("churn.psnap");
+  for (int round = 0; round < 5; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    CommandResult run =
+        runCapture({std::to_string((*sample)->pid()), "-o", path, "--force", "--precopy", "-q"});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    auto reader = ArchiveReader::open(path);
+    ASSERT_TRUE(reader.ok()) << reader.error().message;
+    for (const RegionRecord& region : (*reader)->metadata().regions)
+      EXPECT_FALSE(region.smaps.vm_flags.empty()) << formatMapsLine(region.map());
+  }
+}
+
 TEST(CapturePrecopy, ConflictingOptionsAreUsageErrors) {
   EXPECT_EQ(runCapture({"--precopy", "--cow", "1"}).exit_code, 2);
   EXPECT_EQ(runCapture({"--precopy", "--redact", "secret", "1"}).exit_code, 2);
