@@ -1,7 +1,7 @@
 #include "capture/archive_output.h"
 
 #include "capture/signal_guard.h"
-#include "common/text_scan.h"
+#include "common/util/text_scan.h"
 
 #include <cerrno>
 #include <ctime>

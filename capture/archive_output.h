@@ -1,10 +1,10 @@
-// Where the archive goes: a staged file (common/output_file.h: written under a temporary name,
+// Where the archive goes: a staged file (common/util/output_file.h: written under a temporary name,
 // renamed into place on commit) whose temporary name the SignalGuard removes if a signal ends
 // the capture, or standard output used as is (a pipe or a file the shell opened).
 #pragma once
 
-#include "common/output_file.h"
-#include "common/result.h"
+#include "common/util/output_file.h"
+#include "common/util/result.h"
 
 #include <cstdint>
 #include <memory>

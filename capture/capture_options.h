@@ -2,8 +2,8 @@
 // tool takes. Parsing uses getopt_long; nothing here touches the target.
 #pragma once
 
-#include "common/region_kind.h"
-#include "common/result.h"
+#include "common/model/region_kind.h"
+#include "common/util/result.h"
 
 #include <cstdint>
 #include <optional>

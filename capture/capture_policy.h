@@ -19,8 +19,8 @@
 // reads what cannot be read).
 #pragma once
 
-#include "common/region_kind.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/region_kind.h"
+#include "common/model/snapshot_metadata.h"
 
 #include <cstdint>
 #include <optional>

@@ -1,7 +1,7 @@
 #include "capture/capture_report.h"
 
 #include "capture/progress.h"
-#include "common/metadata_codec.h"
+#include "common/archive/metadata_codec.h"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "capture/capture_session.h"
-#include "common/result.h"
+#include "common/util/result.h"
 
 #include <string>
 

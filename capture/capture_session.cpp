@@ -14,10 +14,10 @@
 #include "capture/signal_guard.h"
 #include "capture/thread_pool.h"
 #include "capture/write_tracker.h"
-#include "common/archive_writer.h"
-#include "common/proc_files.h"
-#include "common/smaps.h"
-#include "common/version.h"
+#include "common/archive/writer.h"
+#include "common/proc/files.h"
+#include "common/proc/smaps.h"
+#include "common/util/version.h"
 
 #include <algorithm>
 #include <atomic>

@@ -7,8 +7,8 @@
 #include "capture/capture_options.h"
 #include "capture/exit_codes.h"
 #include "capture/progress.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstdint>
 #include <string>

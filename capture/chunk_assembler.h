@@ -9,8 +9,8 @@
 #pragma once
 
 #include "capture/memory_copier.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -5,8 +5,8 @@
 #pragma once
 
 #include "capture/memory_copier.h"
-#include "common/archive_writer.h"
-#include "common/result.h"
+#include "common/archive/writer.h"
+#include "common/util/result.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -3,8 +3,8 @@
 #include "capture/capture_policy.h"
 #include "capture/ptrace_calls.h"
 #include "capture/signal_guard.h"
-#include "common/proc_files.h"
-#include "common/proc_status.h"
+#include "common/proc/files.h"
+#include "common/proc/status.h"
 
 #include <atomic>
 #include <cerrno>

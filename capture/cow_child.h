@@ -18,8 +18,8 @@
 #include "capture/capture_policy.h"
 #include "capture/frozen_process.h"
 #include "capture/syscall_injection.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <functional>
 #include <memory>

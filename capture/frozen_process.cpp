@@ -2,8 +2,8 @@
 
 #include "capture/process_inspector.h"
 #include "capture/ptrace_calls.h"
-#include "common/proc_files.h"
-#include "common/proc_status.h"
+#include "common/proc/files.h"
+#include "common/proc/status.h"
 
 #include <algorithm>
 #include <atomic>

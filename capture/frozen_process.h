@@ -3,8 +3,8 @@
 // the tracer dies, even by SIGKILL: the target is never left stopped.
 #pragma once
 
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <chrono>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #include "capture/heap_prefault.h"
 
-#include "common/archive_writer.h"
+#include "common/archive/writer.h"
 
 #include <cstdint>
 #include <cstdlib>

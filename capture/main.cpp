@@ -8,7 +8,7 @@
 #include "capture/frozen_process.h"
 #include "capture/progress.h"
 #include "capture/signal_guard.h"
-#include "common/version.h"
+#include "common/util/version.h"
 
 #include <cstdio>
 #include <string>

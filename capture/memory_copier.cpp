@@ -3,8 +3,8 @@
 #include "capture/chunk_assembler.h"
 #include "capture/pagemap_scan.h"
 #include "capture/process_inspector.h"
-#include "common/proc_files.h"
-#include "common/proc_status.h"
+#include "common/proc/files.h"
+#include "common/proc/status.h"
 
 #include <algorithm>
 #include <cerrno>

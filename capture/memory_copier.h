@@ -7,9 +7,9 @@
 // recorded as Zero instead of stored; short ones stay inside their chunk (chunk_assembler.h).
 #pragma once
 
-#include "common/archive_writer.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/archive/writer.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstddef>
 #include <cstdint>

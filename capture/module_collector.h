@@ -5,9 +5,9 @@
 // sketches the files after the thaw.
 #pragma once
 
-#include "common/module_sketch.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/module_sketch.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
-#include "module_sketcher.h"
+#include "capture/module_sketcher.h"
 
-#include "common/text_scan.h"
+#include "common/util/text_scan.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,11 +1,11 @@
-// Builds a module sketch (common/module_sketch.h) from an open ELF file with plain reads:
+// Builds a module sketch (common/model/module_sketch.h) from an open ELF file with plain reads:
 // the pieces an ELF parser needs to list sections and symbols, at their file offsets.
 // capture/ links no LLVM, so this reads the file with <elf.h> structures.
 #pragma once
 
-#include "common/module_sketch.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/module_sketch.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -8,8 +8,8 @@
 #include "capture/chunk_buffer.h"
 #include "capture/memory_copier.h"
 #include "capture/write_tracker.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstdint>
 #include <vector>

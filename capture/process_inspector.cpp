@@ -1,10 +1,10 @@
 #include "capture/process_inspector.h"
 
-#include "common/maps.h"
-#include "common/proc_files.h"
-#include "common/proc_status.h"
-#include "common/region_kind.h"
-#include "common/smaps.h"
+#include "common/model/region_kind.h"
+#include "common/proc/files.h"
+#include "common/proc/maps.h"
+#include "common/proc/smaps.h"
+#include "common/proc/status.h"
 
 #include <cerrno>
 #include <cstring>

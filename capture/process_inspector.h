@@ -1,8 +1,8 @@
 // Reading what /proc says about a process and the host, for the snapshot metadata.
 #pragma once
 
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstdint>
 #include <span>

@@ -1,7 +1,7 @@
 // The two ptrace primitives the freezer, the syscall injector and the --cow child share.
 #pragma once
 
-#include "common/result.h"
+#include "common/util/result.h"
 
 #include <chrono>
 #include <sys/types.h>

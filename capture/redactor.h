@@ -11,10 +11,10 @@
 // least a page, so no match spans three chunks.
 #pragma once
 
-#include "common/module_sketch.h"
-#include "common/redaction_manifest.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/archive/redaction_manifest.h"
+#include "common/model/module_sketch.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstddef>
 #include <cstdint>

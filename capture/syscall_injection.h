@@ -6,8 +6,8 @@
 // system call that the freeze interrupted exactly as it would have without us.
 #pragma once
 
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <array>
 #include <cstdint>

@@ -2,7 +2,7 @@
 
 #include "capture/pagemap_scan.h"
 #include "capture/signal_guard.h"
-#include "common/proc_files.h"
+#include "common/proc/files.h"
 
 #include <algorithm>
 #include <cerrno>

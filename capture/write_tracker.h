@@ -22,8 +22,8 @@
 
 #include "capture/frozen_process.h"
 #include "capture/syscall_injection.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstdint>
 #include <memory>

@@ -6,8 +6,8 @@
 // Properties checked besides "no crash, no leak, no huge allocation": errors are one line,
 // Salvage opens whatever has a valid file header, a reader whose verify() passes reads every
 // chunk and module, and decoded documents re-encode to a fixed point.
-#include "common/archive_reader.h"
-#include "common/metadata_codec.h"
+#include "common/archive/metadata_codec.h"
+#include "common/archive/reader.h"
 #include "fuzz/fuzz_support.h"
 
 #include <algorithm>

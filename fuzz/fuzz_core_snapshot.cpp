@@ -1,9 +1,9 @@
-// Fuzzes the ELF core importer (analyze/core_snapshot.h): the input is a core file, parsed
+// Fuzzes the ELF core importer (analyze/sources/core_snapshot.h): the input is a core file, parsed
 // from memory as CoreSnapshot::create does for a file that open() mapped. Module files are
 // never looked up on this host (use_original_paths off, no sysroot, no debug dirs), so a run
 // depends on the input alone. Every region the core yields is then read at its start and end,
 // and its stored extents listed.
-#include "analyze/core_snapshot.h"
+#include "analyze/sources/core_snapshot.h"
 #include "fuzz/fuzz_support.h"
 
 #include <llvm/Support/Error.h>

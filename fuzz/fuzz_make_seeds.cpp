@@ -2,8 +2,8 @@
 // captures one): a cut-down archive with the real metadata, the smallest module and two short
 // chunks; a truncated copy of it; the metadata and module-head JSON documents; and every module
 // sketch as a fuzz_module_sketch input. Usage: fuzz_make_seeds ARCHIVE OUTDIR MAX_BYTES
-#include "common/archive_reader.h"
-#include "common/metadata_codec.h"
+#include "common/archive/metadata_codec.h"
+#include "common/archive/reader.h"
 #include "fuzz/fuzz_support.h"
 
 #include <algorithm>

@@ -5,9 +5,9 @@
 //         head, the pieces): it is compressed into a MODULE block of an otherwise valid
 //         archive, opened with ArchiveSnapshot, laid out by moduleImage() and parsed.
 // Every ElfModule that parses is then queried: sections, symbols, lookups, load bias.
-#include "analyze/archive_snapshot.h"
-#include "analyze/elf_module.h"
-#include "common/metadata_codec.h"
+#include "analyze/model/elf_module.h"
+#include "analyze/sources/archive_snapshot.h"
+#include "common/archive/metadata_codec.h"
 #include "fuzz/fuzz_support.h"
 
 #include <llvm/Support/Error.h>

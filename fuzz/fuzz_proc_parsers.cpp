@@ -1,9 +1,9 @@
 // Fuzzes the /proc parsers with one input for all of them: maps (whole file and line by
 // line), smaps, status, auxv (64- and 32-bit words) and pagemap entries. Besides "no crash,
 // no hang", a maps line that parses must parse again, to the same entry, after formatMapsLine.
-#include "common/maps.h"
-#include "common/proc_status.h"
-#include "common/smaps.h"
+#include "common/proc/maps.h"
+#include "common/proc/smaps.h"
+#include "common/proc/status.h"
 #include "fuzz/fuzz_support.h"
 
 #include <cstring>

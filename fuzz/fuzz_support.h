@@ -3,7 +3,7 @@
 // and an assembler of archives from raw blocks.
 #pragma once
 
-#include "common/archive_format.h"
+#include "common/archive/format.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #include "tests/capture/forked_target.h"
 
-#include "common/proc_files.h"
+#include "common/proc/files.h"
 
 #include <gtest/gtest.h>
 

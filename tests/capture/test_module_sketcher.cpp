@@ -1,5 +1,5 @@
 #include "capture/module_sketcher.h"
-#include "common/proc_files.h"
+#include "common/proc/files.h"
 
 #include <gtest/gtest.h>
 

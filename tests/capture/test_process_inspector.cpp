@@ -1,7 +1,7 @@
 #include "capture/process_inspector.h"
 
 #include "capture/frozen_process.h"
-#include "common/maps.h"
+#include "common/proc/maps.h"
 #include "tests/capture/forked_target.h"
 #include "tests/support/sample_process.h"
 

@@ -4,7 +4,7 @@
 // froze every thread for the whole copy sees the invariants hold. kCaptures captures, each
 // read back through the common reader: the invariants must hold in every one.
 
-#include "test_capture_support.h"
+#include "tests/e2e/test_capture_support.h"
 
 #include "tests/support/temp_dir.h"
 

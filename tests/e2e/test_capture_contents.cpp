@@ -1,7 +1,7 @@
 // End-to-end: procsnap-capture on the PIE and non-PIE samples, then every value the sample
 // reports about its own memory is read back from the archive with ArchiveReader.
 
-#include "test_capture_support.h"
+#include "tests/e2e/test_capture_support.h"
 
 #include "tests/support/temp_dir.h"
 

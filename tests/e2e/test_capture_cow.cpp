@@ -2,7 +2,7 @@
 // copy-on-write fork and copies from the fork. The archive must hold the same truth as a
 // frozen capture, the target must be left with no child at all (the fork is reaped inside
 // it), and a capturer interrupted while copying from the fork must still reap it.
-#include "test_capture_support.h"
+#include "tests/e2e/test_capture_support.h"
 
 #include "tests/support/proc_children.h"
 #include "tests/support/temp_dir.h"

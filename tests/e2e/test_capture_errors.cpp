@@ -1,7 +1,7 @@
 // End-to-end: procsnap-capture's failure paths. Each one gives a one-line error and the
 // documented exit code, leaves no file behind, and leaves the target running and untraced.
 
-#include "test_capture_support.h"
+#include "tests/e2e/test_capture_support.h"
 
 #include "tests/support/temp_dir.h"
 

@@ -15,8 +15,8 @@
 // Repetitions are sized so the file takes well under 60 s on a loaded 2-core machine;
 // docs/RELIABILITY.md records them.
 
-#include "analyze_commands_support.h"
-#include "test_capture_support.h"
+#include "tests/e2e/analyze_commands_support.h"
+#include "tests/e2e/test_capture_support.h"
 
 #include "tests/support/temp_dir.h"
 

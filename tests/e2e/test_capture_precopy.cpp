@@ -3,9 +3,9 @@
 // freezes it and copies only what was written. The archive must hold the truth; afterwards
 // the target must hold no userfaultfd, no registration ("uw" in VmFlags) and no memory it did
 // not have, also when the capturer is killed in the middle.
-#include "test_capture_support.h"
+#include "tests/e2e/test_capture_support.h"
 
-#include "common/proc_files.h"
+#include "common/proc/files.h"
 #include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>

@@ -4,8 +4,8 @@
 // sample reports, with a hash the holder of the secret can recompute; every other byte of the
 // regions involved must be as the sample wrote it.
 
-#include "analyze_commands_support.h"
-#include "test_capture_support.h"
+#include "tests/e2e/analyze_commands_support.h"
+#include "tests/e2e/test_capture_support.h"
 
 #include "capture/redactor.h"
 #include "tests/support/temp_dir.h"

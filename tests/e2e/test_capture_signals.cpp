@@ -3,7 +3,7 @@
 // capturer's death; SIGINT/SIGTERM leave no temporary file; a dead target gives exit code 3
 // and a readable archive marked partial.
 
-#include "test_capture_support.h"
+#include "tests/e2e/test_capture_support.h"
 
 #include "tests/support/temp_dir.h"
 

@@ -3,7 +3,7 @@
 // running and untraced again.
 #pragma once
 
-#include "common/archive_reader.h"
+#include "common/archive/reader.h"
 #include "tests/support/run_command.h"
 #include "tests/support/sample_process.h"
 

@@ -2,7 +2,7 @@
 // the core in gdb with the sample's executable and check that gdb shows what the live process
 // held (the sample's line of truth and /proc/PID/maps), for a PIE and a non-PIE sample. Also
 // the core's structure (readelf), its sparseness, and the output-safety rules.
-#include "common/proc_files.h"
+#include "common/proc/files.h"
 #include "tests/e2e/analyze_commands_support.h"
 
 #include <gtest/gtest.h>

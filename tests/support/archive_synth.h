@@ -2,10 +2,10 @@
 // syntheticByte(address), so a test can check any read without keeping the data around.
 #pragma once
 
-#include "common/archive_writer.h"
-#include "common/module_sketch.h"
-#include "common/result.h"
-#include "common/snapshot_metadata.h"
+#include "common/archive/writer.h"
+#include "common/model/module_sketch.h"
+#include "common/model/snapshot_metadata.h"
+#include "common/util/result.h"
 
 #include <cstddef>
 #include <cstdint>

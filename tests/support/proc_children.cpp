@@ -1,6 +1,6 @@
 #include "tests/support/proc_children.h"
 
-#include "common/proc_files.h"
+#include "common/proc/files.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,6 +1,6 @@
 #include "tests/support/raw_archive.h"
 
-#include "common/archive_writer.h"
+#include "common/archive/writer.h"
 
 #include <gtest/gtest.h>
 #include <zstd.h>

@@ -3,7 +3,7 @@
 // be altered before finish() to make them lie.
 #pragma once
 
-#include "common/archive_format.h"
+#include "common/archive/format.h"
 
 #include <cstddef>
 #include <cstdint>

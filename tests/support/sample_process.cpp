@@ -1,6 +1,6 @@
 #include "tests/support/sample_process.h"
 
-#include "common/proc_files.h"
+#include "common/proc/files.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -3,7 +3,7 @@
 // samples/README.md.
 #pragma once
 
-#include "common/result.h"
+#include "common/util/result.h"
 
 #include <nlohmann/json.hpp>
 

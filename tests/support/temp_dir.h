@@ -1,7 +1,7 @@
 // A temporary directory for one test, removed with everything in it when the object goes away.
 #pragma once
 
-#include "common/result.h"
+#include "common/util/result.h"
 
 #include <string>
 #include <string_view>

@@ -1,0 +1,9 @@
+#include "common/util/version.h"
+
+namespace procsnap {
+
+std::string_view toolVersion() {
+  return PROCSNAP_VERSION;
+}
+
+} // namespace procsnap

@@ -1,9 +1,0 @@
-#include "common/version.h"
-
-namespace procsnap {
-
-std::string_view toolVersion() {
-  return PROCSNAP_VERSION;
-}
-
-} // namespace procsnap
