@@ -555,7 +555,8 @@ Result<CaptureOutcome> runCapture(const CaptureOptions& options, Progress& progr
     }
     {
       PhaseTimer timer(stats, "copy");
-      MemoryCopier fork_copier(cow->pid());
+      // pread, not process_vm_readv: the fork's pages stay shared with the target (TargetRead).
+      MemoryCopier fork_copier(cow->pid(), true, TargetRead::ProcMem);
       PROCSNAP_TRY(copyRegions(fork_copier, kCopyFromFork,
                                "the copy-on-write fork was killed during the capture"));
       stats.bytes_copied += fork_copier.stats().bytes_copied;

@@ -185,7 +185,7 @@ void addNote(RegionRecord& region, const std::string& note) {
 // what it refuses goes through /proc/PID/mem, page by page where that fails too. Returns the
 // address where the target was found gone, or nullopt when it was not.
 std::optional<uint64_t> readFromTarget(pid_t pid, int mem_fd, const std::vector<Piece*>& pieces,
-                                       CopyStats& stats) {
+                                       bool mem_only, CopyStats& stats) {
   std::vector<iovec> local;
   std::vector<iovec> remote;
   size_t index = 0;
@@ -200,9 +200,12 @@ std::optional<uint64_t> readFromTarget(pid_t pid, int mem_fd, const std::vector<
           iovec{reinterpret_cast<void*>(static_cast<uintptr_t>(pieces[i]->start + skip)),
                 pieces[i]->size() - skip});
     }
-    ++stats.vm_readv_calls;
-    const ssize_t got =
-        ::process_vm_readv(pid, local.data(), local.size(), remote.data(), remote.size(), 0);
+    // mem_only: every piece goes through the /proc/PID/mem loop below.
+    if (!mem_only)
+      ++stats.vm_readv_calls;
+    const ssize_t got = mem_only ? 0
+                                 : ::process_vm_readv(pid, local.data(), local.size(),
+                                                      remote.data(), remote.size(), 0);
     if (got < 0 && errno == ESRCH)
       return pieces[index]->start + offset_in_piece;
     uint64_t remaining = got > 0 ? static_cast<uint64_t>(got) : 0;
@@ -270,8 +273,9 @@ void readFromFile(const BackingFile& file, const MapsEntry& map, Piece& piece, C
 
 } // namespace
 
-MemoryCopier::MemoryCopier(pid_t pid, bool allow_pagemap_scan)
-    : pid_(pid), scan_supported_(allow_pagemap_scan) {}
+MemoryCopier::MemoryCopier(pid_t pid, bool allow_pagemap_scan, TargetRead target_read)
+    : pid_(pid), mem_only_(target_read == TargetRead::ProcMem),
+      scan_supported_(allow_pagemap_scan) {}
 
 MemoryCopier::~MemoryCopier() {
   if (pagemap_fd_ >= 0)
@@ -551,7 +555,8 @@ Result<void> MemoryCopier::copyRegion(RegionRecord& region, const ChunkSink& sin
       ++next;
     }
 
-    const std::optional<uint64_t> gone_at = readFromTarget(pid_, mem_fd_, from_target, stats_);
+    const std::optional<uint64_t> gone_at =
+        readFromTarget(pid_, mem_fd_, from_target, mem_only_, stats_);
     for (size_t i = first; i < next; ++i)
       if (pieces[i].source == PieceSource::File && (!gone_at || pieces[i].start < *gone_at))
         readFromFile(file, map, pieces[i], stats_);

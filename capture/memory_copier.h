@@ -45,11 +45,18 @@ struct CopyStats {
   bool used_pagemap_scan = false;
 };
 
+// How present pages are read. ProcMem is for a copy-on-write fork: process_vm_readv pins the
+// pages it reads, and pinning an anonymous page shared with the fork unshares it, so the fork
+// gains a private copy of every page read (a --cow capture of a 50 GiB process cost the host
+// another 50 GiB). pread of /proc/PID/mem reads without pinning: the pages stay shared.
+enum class TargetRead { VmReadv, ProcMem };
+
 class MemoryCopier final {
 public:
   // Opens /proc/PID/pagemap and /proc/PID/mem lazily. allow_pagemap_scan = false reads
   // pagemap entries instead of using PAGEMAP_SCAN (for comparison and benchmarks).
-  explicit MemoryCopier(pid_t pid, bool allow_pagemap_scan = true);
+  explicit MemoryCopier(pid_t pid, bool allow_pagemap_scan = true,
+                        TargetRead target_read = TargetRead::VmReadv);
   ~MemoryCopier();
   MemoryCopier(const MemoryCopier&) = delete;
   MemoryCopier& operator=(const MemoryCopier&) = delete;
@@ -80,6 +87,7 @@ private:
   bool targetGone() const;
 
   pid_t pid_;
+  bool mem_only_ = false; // TargetRead::ProcMem
   int pagemap_fd_ = -1;
   int mem_fd_ = -1;
   bool files_opened_ = false;
