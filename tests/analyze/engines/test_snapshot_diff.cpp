@@ -396,5 +396,27 @@ TEST(RegionMatcherTest, PairsByAddressThenIdentity) {
   EXPECT_EQ(regionIdentity(base, 0), "anon:anon");
 }
 
+// A core's NT_FILE note gives path, range and file offset but no device or inode: the same
+// mapping in an archive (with them) and in a core (without) is still the same mapping.
+TEST(RegionMatcherTest, FileMappingsPairWithoutDeviceAndInode) {
+  auto fileRegion = [](uint64_t start, uint64_t end, uint64_t offset, uint64_t inode) {
+    RegionRecord region = anonymousRegion(start, end, RegionKind::Data, {}, "/usr/lib/libc.so.6");
+    region.smaps.map.offset = offset;
+    region.smaps.map.inode = inode;
+    region.smaps.map.dev_major = inode ? 0xfe : 0;
+    return region;
+  };
+  std::vector<RegionRecord> archive = {fileRegion(0x10000, 0x12000, 0x1d3000, 5317222)};
+  std::vector<RegionRecord> core = {fileRegion(0x10000, 0x12000, 0x1d3000, 0)};
+  std::vector<RegionPair> pairs = matchRegions(archive, core);
+  ASSERT_EQ(pairs.size(), 1u);
+  EXPECT_TRUE(pairs[0].matched());
+  EXPECT_TRUE(pairs[0].by_address);
+  EXPECT_EQ(regionIdentity(archive, 0), regionIdentity(core, 0));
+  // A different file offset at the same address is another mapping.
+  std::vector<RegionRecord> other = {fileRegion(0x10000, 0x12000, 0x1d4000, 0)};
+  EXPECT_FALSE(matchRegions(archive, other)[0].matched());
+}
+
 } // namespace
 } // namespace procsnap::analyze
