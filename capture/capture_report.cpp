@@ -75,13 +75,16 @@ std::string formatStatsText(const CaptureOutcome& outcome) {
 
 std::string formatOutcomeJson(const CaptureOutcome& outcome) {
   nlohmann::json doc;
+  doc["schema_version"] = kCaptureJsonSchemaVersion;
   doc["result"] = outcome.partial ? "partial" : "success";
   doc["exit_code"] = toInt(outcome.exit_code);
   doc["output"] = outcome.output_path;
   doc["pid"] = outcome.pid;
   doc["archive_bytes"] = outcome.archive_bytes;
   doc["partial"] = outcome.partial;
-  doc["partial_reason"] = outcome.partial_reason;
+  // null unless partial: the convention of analyze's JSON (docs/JSON.md) for unknown values.
+  doc["partial_reason"] =
+      outcome.partial ? nlohmann::json(outcome.partial_reason) : nlohmann::json(nullptr);
   doc["regions"] = outcome.regions;
   doc["modules"] = outcome.modules;
   doc["redactions"] = outcome.redactions;
@@ -98,6 +101,7 @@ std::string formatOutcomeJson(const CaptureOutcome& outcome) {
 
 std::string formatErrorJson(const Error& error, int exit_code) {
   nlohmann::json doc;
+  doc["schema_version"] = kCaptureJsonSchemaVersion;
   doc["result"] = "error";
   doc["exit_code"] = exit_code;
   doc["error"] = error.message;

@@ -9,15 +9,20 @@
 
 namespace procsnap {
 
+// The "schema_version" of both documents below; the compatibility rule is analyze's
+// (docs/JSON.md): raised when a member is removed, renamed or changes type or meaning.
+inline constexpr int kCaptureJsonSchemaVersion = 2;
+
 // Multi-line text for --stats.
 std::string formatStatsText(const CaptureOutcome& outcome);
 
-// {"result": "success"|"partial", "output": ..., "pid": ..., "archive_bytes": ...,
-//  "partial": ..., "partial_reason": ..., "regions": ..., "modules": ..., "warnings": [...],
-//  "stats": {CaptureStats as in the archive's STATS block}}, one line.
+// {"schema_version": 2, "result": "success"|"partial", "output": ..., "pid": ...,
+//  "archive_bytes": ..., "partial": ..., "partial_reason": ... (null unless partial), "regions":
+//  ..., "modules": ..., "warnings": [...], "stats": {CaptureStats as in the archive's STATS
+//  block}}, one line.
 std::string formatOutcomeJson(const CaptureOutcome& outcome);
 
-// {"result": "error", "exit_code": N, "error": "message"}, one line.
+// {"schema_version": 2, "result": "error", "exit_code": N, "error": "message"}, one line.
 std::string formatErrorJson(const Error& error, int exit_code);
 
 } // namespace procsnap

@@ -1,5 +1,6 @@
 // procsnap-analyze COMMAND [OPTIONS] SOURCE...: parses the command line and runs the chosen
 // row of the command table (analyze/cli/command_table.h).
+#include "analyze/cli/command_line.h"
 #include "analyze/cli/command_table.h"
 #include "analyze/cli/common_options.h"
 #include "analyze/cli/error_report.h"
@@ -20,15 +21,21 @@ int main(int argc, char** argv) {
     llvm::cl::HideUnrelatedOptions({&commandCategory(), &commonCategory()}, subcommand(row.name));
   llvm::cl::SetVersionPrinter(
       [](llvm::raw_ostream& os) { os << "procsnap-analyze " << procsnap::toolVersion() << "\n"; });
-  if (!llvm::cl::ParseCommandLineOptions(argc, argv,
+  ReorderedCommandLine command_line = commandFirst(argc, argv);
+  std::vector<const char*>& args = command_line.args;
+  // LLVM's own diagnostics name the binary's full path and its generic help; ours are one
+  // error line and the command's usage (command_line.h).
+  std::string llvm_errors;
+  llvm::raw_string_ostream errors(llvm_errors);
+  if (!llvm::cl::ParseCommandLineOptions(static_cast<int>(args.size()), args.data(),
                                          "procsnap-analyze: analyze process snapshots offline\n\n"
                                          "  procsnap-analyze COMMAND [OPTIONS] SOURCE...\n"
                                          "  procsnap-analyze COMMAND --help\n",
-                                         &llvm::errs()))
-    return kExitError;
-  for (const CommandRow& row : kCommandTable) {
-    if (subcommand(row.name))
-      return row.run(commonOptionsFromCommandLine());
+                                         &errors)) {
+    errors.flush();
+    return reportUsageError(llvm_errors, command_line.command);
   }
-  return reportError("no command given (try --help)");
+  if (command_line.command)
+    return command_line.command->run(commonOptionsFromCommandLine());
+  return reportUsageError("no command given", nullptr);
 }

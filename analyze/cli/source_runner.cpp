@@ -1,6 +1,8 @@
 #include "analyze/cli/source_runner.h"
 
+#include "analyze/cli/error_report.h"
 #include "analyze/cli/exit_codes.h"
+#include "analyze/cli/standard_input.h"
 
 #include <llvm/Support/raw_ostream.h>
 
@@ -9,9 +11,23 @@ namespace procsnap::analyze {
 llvm::Expected<OpenedSource> openSource(llvm::StringRef path, const CommonOptions& options,
                                         Printer& printer, bool build_address_space) {
   OpenedSource source;
-  auto snapshot = openSnapshot(path, options.openOptions());
-  if (!snapshot)
-    return snapshot.takeError();
+  std::string readable = path.str();
+  if (path == kStandardInputName) {
+    auto spooled = standardInputPath();
+    if (!spooled)
+      return spooled.takeError();
+    readable = *spooled;
+  }
+  auto snapshot = openSnapshot(readable, options.openOptions());
+  if (!snapshot) {
+    if (readable == path)
+      return snapshot.takeError();
+    // Name the source as the user did, not the spool file.
+    std::string message = llvm::toString(snapshot.takeError());
+    for (size_t at; (at = message.find(readable)) != std::string::npos;)
+      message.replace(at, readable.size(), path.str());
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "%s", message.c_str());
+  }
   source.snapshot = std::move(*snapshot);
   for (const std::string& warning : source.snapshot->metadata().warnings)
     printer.warn("capture: " + warning);
@@ -32,28 +48,40 @@ llvm::Expected<OpenedSource> openSource(llvm::StringRef path, const CommonOption
 int runForEachSource(llvm::ArrayRef<std::string> paths, const CommonOptions& options,
                      bool build_address_space, const PrintSource& print, const bool* findings) {
   std::unique_ptr<Printer> printer = Printer::create(llvm::outs(), options.format());
+  const bool json = printer->isJson();
   bool failed = false;
   {
-    ListScope sources(*printer, "sources");
+    // JSON always lists the sources (one schema for scripts); text wraps nothing for one
+    // source and titles each block for several, like head(1) does with several files.
+    std::optional<ListScope> sources;
+    if (json)
+      sources.emplace(*printer, "sources");
     bool first = true;
     for (const std::string& path : paths) {
-      if (!first)
-        printer->printLine("");
+      std::optional<DictScope> entry;
+      if (json) {
+        entry.emplace(*printer);
+        printer->printString("path", path);
+      } else if (paths.size() > 1) {
+        if (!first)
+          printer->printLine("");
+        printer->printLine("==> " + path + " <==");
+      }
       first = false;
-      DictScope entry(*printer);
-      printer->printString("path", path);
       auto source = openSource(path, options, *printer, build_address_space);
       llvm::Error error = llvm::Error::success();
       if (source) {
-        printer->printString("source_kind", source->snapshot->sourceKind());
+        if (json)
+          printer->printString("source_kind", source->snapshot->sourceKind());
         error = print(*source, *printer);
       } else {
         error = source.takeError();
       }
       if (error) {
         std::string message = llvm::toString(std::move(error));
-        printer->printString("error", message);
-        llvm::errs() << "procsnap-analyze: error: " << message << "\n";
+        if (json)
+          printer->printString("error", message);
+        reportError(message);
         failed = true;
       }
     }

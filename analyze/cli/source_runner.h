@@ -34,9 +34,11 @@ llvm::Expected<OpenedSource> openSource(llvm::StringRef path, const CommonOption
 // and calls print inside its entry. Output shape (docs/JSON.md):
 //   JSON: {"sources": [{"path": ..., "source_kind": "archive", <print's members>}, ...],
 //          "warnings": [...]}; a source that fails gets "error": message instead of the rest.
-//   Text: "source: PATH" followed by print's output, a blank line between sources.
-// Errors are also reported on stderr; returns kExitError when any source failed, else
-// kExitOk (or what print returned through findings: set *findings to make it kExitFindings).
+//   Text: print's output alone for one source; for several, a "==> PATH <==" line before each
+//   source's block and a blank line between blocks.
+// Errors are reported once, on stderr (and in JSON as the entry's "error" member); returns
+// kExitError when any source failed, else kExitOk (or what print returned through findings: set
+// *findings to make it kExitFindings).
 using PrintSource = std::function<llvm::Error(OpenedSource& source, Printer& printer)>;
 int runForEachSource(llvm::ArrayRef<std::string> paths, const CommonOptions& options,
                      bool build_address_space, const PrintSource& print,

@@ -243,6 +243,17 @@ void printGlobals(Printer& printer, const SnapshotDiff& diff) {
   }
 }
 
+// An unknown RSS (a core has no smaps) prints "-"/null, and so does any delta it enters.
+Printer::Cell knownCell(std::optional<uint64_t> value) {
+  return value ? Printer::Cell{*value} : Printer::Cell{};
+}
+
+Printer::Cell rssDelta(std::optional<uint64_t> before, std::optional<uint64_t> after) {
+  if (!before || !after)
+    return {};
+  return static_cast<int64_t>(*after) - static_cast<int64_t>(*before);
+}
+
 void printTotals(Printer& printer, const SnapshotDiff& diff) {
   using Column = Printer::Column;
   auto right = Column::Align::Right;
@@ -270,8 +281,9 @@ void printTotals(Printer& printer, const SnapshotDiff& diff) {
     };
     table.addRow({std::string(toString(static_cast<RegionKind>(k))), a.regions, b.regions,
                   a.mapped_bytes, b.mapped_bytes, delta(a.mapped_bytes, b.mapped_bytes),
-                  a.rss_bytes, b.rss_bytes, delta(a.rss_bytes, b.rss_bytes), a.stored_bytes,
-                  b.stored_bytes, delta(a.stored_bytes, b.stored_bytes)});
+                  knownCell(a.rss_bytes), knownCell(b.rss_bytes),
+                  rssDelta(a.rss_bytes, b.rss_bytes), a.stored_bytes, b.stored_bytes,
+                  delta(a.stored_bytes, b.stored_bytes)});
   }
   printer.printTable("totals", table);
 }
@@ -364,12 +376,14 @@ void printStep(Printer& printer, const std::string& base_path, const OpenedSourc
 }
 
 // A kind's values over the series: "growing" (never down, up overall), "shrinking", "flat"
-// or "mixed".
-std::string trendOf(const std::vector<uint64_t>& values) {
+// or "mixed"; "unknown" when a snapshot does not know its value (a core's RSS).
+std::string trendOf(const std::vector<std::optional<uint64_t>>& values) {
+  if (std::any_of(values.begin(), values.end(), [](auto value) { return !value; }))
+    return "unknown";
   bool up = false, down = false;
   for (size_t i = 1; i < values.size(); ++i) {
-    up |= values[i] > values[i - 1];
-    down |= values[i] < values[i - 1];
+    up |= *values[i] > *values[i - 1];
+    down |= *values[i] < *values[i - 1];
   }
   if (up && down)
     return "mixed";
@@ -388,7 +402,8 @@ void printTrend(Printer& printer, const std::vector<KindTotals>& series) {
   if (printer.isJson()) {
     ListScope list(printer, "trend");
     for (int k = 0; k < kRegionKindCount; ++k) {
-      std::vector<uint64_t> rss, mapped, regions;
+      std::vector<std::optional<uint64_t>> rss;
+      std::vector<uint64_t> mapped, regions;
       for (const KindTotals& totals : series) {
         rss.push_back(totals[static_cast<size_t>(k)].rss_bytes);
         mapped.push_back(totals[static_cast<size_t>(k)].mapped_bytes);
@@ -405,9 +420,16 @@ void printTrend(Printer& printer, const std::vector<KindTotals>& series) {
       };
       printValues("regions", regions);
       printValues("mapped_bytes", mapped);
-      printValues("rss_bytes", rss);
-      printer.printSigned("rss_delta",
-                          static_cast<int64_t>(rss.back()) - static_cast<int64_t>(rss.front()));
+      {
+        ListScope values_list(printer, "rss_bytes");
+        for (std::optional<uint64_t> value : rss)
+          value ? printer.printUnsigned("", *value) : printer.printNull("");
+      }
+      if (rss.front() && rss.back())
+        printer.printSigned("rss_delta",
+                            static_cast<int64_t>(*rss.back()) - static_cast<int64_t>(*rss.front()));
+      else
+        printer.printNull("rss_delta");
       printer.printSigned("mapped_delta", static_cast<int64_t>(mapped.back()) -
                                               static_cast<int64_t>(mapped.front()));
       printer.printString("trend", trendOf(rss));
@@ -416,7 +438,7 @@ void printTrend(Printer& printer, const std::vector<KindTotals>& series) {
   }
   Printer::Table table(columns);
   for (int k = 0; k < kRegionKindCount; ++k) {
-    std::vector<uint64_t> rss;
+    std::vector<std::optional<uint64_t>> rss;
     uint64_t regions = 0;
     for (const KindTotals& totals : series) {
       rss.push_back(totals[static_cast<size_t>(k)].rss_bytes);
@@ -425,9 +447,9 @@ void printTrend(Printer& printer, const std::vector<KindTotals>& series) {
     if (regions == 0)
       continue;
     std::vector<Printer::Cell> row = {std::string(toString(static_cast<RegionKind>(k)))};
-    for (uint64_t value : rss)
-      row.push_back(value);
-    row.push_back(static_cast<int64_t>(rss.back()) - static_cast<int64_t>(rss.front()));
+    for (std::optional<uint64_t> value : rss)
+      row.push_back(knownCell(value));
+    row.push_back(rssDelta(rss.front(), rss.back()));
     row.push_back(static_cast<int64_t>(series.back()[static_cast<size_t>(k)].mapped_bytes) -
                   static_cast<int64_t>(series.front()[static_cast<size_t>(k)].mapped_bytes));
     row.push_back(trendOf(rss));

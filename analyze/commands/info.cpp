@@ -45,12 +45,19 @@ void printRedactions(Printer& printer, const RedactionManifest* manifest) {
   printer.printString("hash", "hmac-sha256");
 }
 
-// "symbol+0x12" or "" for an address, via the address space.
-std::string describe(const AddressSpace& space, uint64_t address) {
+// "clock_nanosleep@@GLIBC_2.17" reads "clock_nanosleep" in text, like gdb's backtraces; JSON
+// keeps the symbol as the ELF file spells it.
+std::string withoutVersion(const std::string& symbol) {
+  size_t at = symbol.find('@');
+  return at == std::string::npos || at == 0 ? symbol : symbol.substr(0, at);
+}
+
+// "symbol+0x12 in module" or "" for an address, via the address space.
+std::string describe(const AddressSpace& space, uint64_t address, bool keep_version) {
   AddressInfo info = space.lookup(address);
   std::string text;
   if (!info.symbol.empty()) {
-    text = info.symbol;
+    text = keep_version ? info.symbol : withoutVersion(info.symbol);
     if (info.symbol_offset)
       text += "+" + hexString(info.symbol_offset);
   }
@@ -94,6 +101,8 @@ llvm::Error printInfo(OpenedSource& source, Printer& printer) {
     printer.printBool("partial", metadata.partial);
     if (metadata.partial)
       printer.printString("partial_reason", metadata.partial_reason);
+    else
+      printer.printNull("partial_reason");
     printer.printStringList("warnings", metadata.warnings);
   }
   {
@@ -152,7 +161,7 @@ llvm::Error printInfo(OpenedSource& source, Printer& printer) {
     if (AddressInfo info = space.lookup(thread.sp); info.region)
       sp_region = std::string(toString(info.region->kind));
     threads.addRow({int64_t{thread.tid}, thread.name, thread.state, thread.pc,
-                    describe(space, thread.pc), thread.sp, sp_region});
+                    describe(space, thread.pc, printer.isJson()), thread.sp, sp_region});
   }
   printer.printTable("threads", threads);
 
@@ -169,7 +178,7 @@ llvm::Error printInfo(OpenedSource& source, Printer& printer) {
     if (module.load_bias)
       bias = static_cast<uint64_t>(*module.load_bias);
     modules.addRow({record.path, record.build_id.empty() ? Printer::Cell{} : record.build_id, bias,
-                    std::string(record.embedded ? "yes" : "no"),
+                    record.embedded,
                     module.located ? Printer::Cell{module.located->where} : Printer::Cell{},
                     module.located && !module.located->debug_path.empty()
                         ? Printer::Cell{module.located->debug_path}

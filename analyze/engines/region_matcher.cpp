@@ -10,8 +10,9 @@ namespace procsnap::analyze {
 
 namespace {
 
+// By path alone: a core's NT_FILE note has no device or inode, so identity must not need them.
 bool isFileBacked(const RegionRecord& region) {
-  return !region.map().path.empty() && !region.map().isPseudo() && region.map().inode != 0;
+  return !region.map().path.empty() && !region.map().isPseudo();
 }
 
 // Whether two overlapping regions can be the same mapping: the same file at the same file

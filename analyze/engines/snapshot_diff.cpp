@@ -325,6 +325,15 @@ int64_t RegionDiff::sizeDelta() const {
   return after - before;
 }
 
+bool RegionDiff::permissionsChanged() const {
+  if (!base || !next)
+    return false;
+  const Permissions& a = base->perms;
+  const Permissions& b = next->perms;
+  return a.read != b.read || a.write != b.write || a.execute != b.execute ||
+         (sharing_known && a.shared != b.shared);
+}
+
 bool RegionDiff::layoutChanged() const {
   return added() || removed() || base->start != next->start || base->end != next->end ||
          permissionsChanged() || kindChanged();
@@ -373,7 +382,10 @@ KindTotals totalsByKind(const SnapshotMetadata& metadata) {
     KindTotal& total = totals[kind];
     ++total.regions;
     total.mapped_bytes += region.map().size();
-    total.rss_bytes += region.smaps.field("Rss").value_or(0) * 1024;
+    std::optional<uint64_t> rss_kib = region.smaps.field("Rss");
+    total.rss_bytes = total.rss_bytes && rss_kib
+                          ? std::optional<uint64_t>(*total.rss_bytes + *rss_kib * 1024)
+                          : std::nullopt;
     for (const PageRun& run : region.pages)
       if (run.state == PageState::Stored)
         total.stored_bytes += run.end - run.start;
@@ -448,6 +460,7 @@ diffSnapshots(const Snapshot& base, const AddressSpaceProvider& base_space, cons
   for (const RegionPair& pair : matchRegions(a.regions, b.regions)) {
     RegionDiff region;
     region.pair = pair;
+    region.sharing_known = base.sourceKind() != "core" && next.sourceKind() != "core";
     if (pair.base_index >= 0) {
       const RegionRecord& record = a.regions[static_cast<size_t>(pair.base_index)];
       region.base = record.map();

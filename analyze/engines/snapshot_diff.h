@@ -45,11 +45,14 @@ struct RegionDiff {
   RegionKind base_kind = RegionKind::PrivateAnon;
   RegionKind next_kind = RegionKind::PrivateAnon;
   ContentDiff content; // matched regions only
+  // False when a side is an ELF core: PT_LOAD flags say r/w/x but not private or shared, and
+  // what one source does not know is not a difference.
+  bool sharing_known = true;
 
   bool added() const { return !base; }
   bool removed() const { return !next; }
   int64_t sizeDelta() const;
-  bool permissionsChanged() const { return base && next && !(base->perms == next->perms); }
+  bool permissionsChanged() const;
   bool kindChanged() const { return base && next && base_kind != next_kind; }
   bool layoutChanged() const;
   bool contentsChanged() const { return content.bytes_changed > 0; }
@@ -84,7 +87,9 @@ struct GlobalDiff {
 struct KindTotal {
   uint64_t regions = 0;
   uint64_t mapped_bytes = 0;
-  uint64_t rss_bytes = 0; // smaps Rss
+  // smaps Rss summed; nullopt when any region of the kind has none (a core has no smaps): a
+  // sum of the known ones would read as a drop to 0 beside a source that knows it.
+  std::optional<uint64_t> rss_bytes = 0;
   uint64_t stored_bytes = 0;
 };
 using KindTotals = std::array<KindTotal, kRegionKindCount>;

@@ -5,6 +5,7 @@
 #include "analyze/sources/core_snapshot.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -114,6 +115,18 @@ llvm::Error toLlvmError(const procsnap::Result<void>& result) {
   return result ? llvm::Error::success() : toLlvmError(result.error());
 }
 
+namespace {
+
+// strerror's "No such file or directory" reads lowercase after our "cannot open 'x': ".
+std::string lowercaseReason(const std::error_code& ec) {
+  std::string reason = ec.message();
+  if (!reason.empty())
+    reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
+  return reason;
+}
+
+} // namespace
+
 llvm::Expected<std::unique_ptr<Snapshot>> openSnapshot(llvm::StringRef path,
                                                        const OpenOptions& options) {
   // Recognize the source by its first bytes, not its name.
@@ -124,14 +137,14 @@ llvm::Expected<std::unique_ptr<Snapshot>> openSnapshot(llvm::StringRef path,
     if (fd < 0) {
       std::error_code ec(errno, std::generic_category());
       return llvm::createStringError(ec, "cannot open '%s': %s", path.str().c_str(),
-                                     ec.message().c_str());
+                                     lowercaseReason(ec).c_str());
     }
     got = ::read(fd, magic, sizeof magic);
     ::close(fd);
     if (got < 0) {
       std::error_code ec(errno, std::generic_category());
       return llvm::createStringError(ec, "cannot read '%s': %s", path.str().c_str(),
-                                     ec.message().c_str());
+                                     lowercaseReason(ec).c_str());
     }
   }
   // ELF cores, plain or compressed (zstd, xz, gzip, lz4 frames as systemd-coredump stores

@@ -51,6 +51,8 @@ std::string cellText(const Printer::Cell& cell, const Printer::Column& column) {
                                                      : std::to_string(*unsigned_value);
   if (const auto* signed_value = std::get_if<int64_t>(&cell))
     return std::to_string(*signed_value);
+  if (const auto* flag = std::get_if<bool>(&cell))
+    return *flag ? "yes" : "no";
   return formatDouble(std::get<double>(cell), column.precision);
 }
 
@@ -66,6 +68,8 @@ llvm::json::Value cellJson(const Printer::Cell& cell, const Printer::Column& col
   }
   if (const auto* signed_value = std::get_if<int64_t>(&cell))
     return *signed_value;
+  if (const auto* flag = std::get_if<bool>(&cell))
+    return *flag;
   double value = std::get<double>(cell);
   if (!std::isfinite(value))
     return nullptr;
@@ -224,6 +228,7 @@ public:
       : Printer(Format::Json, errs), os_(os), json_(os, 2) {
     json_.objectBegin();
     kinds_.push_back(Kind::Object);
+    json_.attribute("schema_version", kJsonSchemaVersion);
   }
   ~JsonPrinter() override { finish(); }
 

@@ -7,8 +7,9 @@
 //   no padding), because JSON numbers lose precision above 2^53 in JavaScript.
 // - printUnsigned/printSigned/printDouble: sizes, counts, times. JSON numbers.
 // - Keys are snake_case; inside a list the key is ignored.
-// The JSON document is one object (opened by create, closed by finish). Warnings go to
-// stderr once each, and in JSON also to a final "warnings" list of the root object.
+// The JSON document is one object (opened by create, closed by finish) whose first member is
+// "schema_version": kJsonSchemaVersion. Warnings go to stderr once each, and in JSON also to a
+// final "warnings" list of the root object.
 #pragma once
 
 #include <llvm/ADT/ArrayRef.h>
@@ -23,6 +24,10 @@
 #include <vector>
 
 namespace procsnap::analyze {
+
+// The version of every JSON document's layout (docs/JSON.md, "Compatibility"): raised when a
+// member is removed, renamed or changes type or meaning; adding members keeps it.
+inline constexpr int kJsonSchemaVersion = 2;
 
 class Printer {
 public:
@@ -60,7 +65,7 @@ public:
   // columns' json_key with typed values.
   struct Column {
     enum class Align { Left, Right };
-    enum class Type { String, Unsigned, Signed, Double, Hex };
+    enum class Type { String, Unsigned, Signed, Double, Hex, Bool };
     std::string title;    // text header
     std::string json_key; // JSON member name
     Type type = Type::String;
@@ -68,8 +73,9 @@ public:
     int precision = 2; // Double: digits after the point in text (JSON prints full precision)
   };
   // A cell holds a value of its column's type (Hex and Unsigned take uint64_t), or nothing:
-  // text "-", JSON null. A cell of the wrong type is printed as it is, never dropped.
-  using Cell = std::variant<std::monostate, std::string, uint64_t, int64_t, double>;
+  // text "-", JSON null. A cell of the wrong type is printed as it is, never dropped. A bool
+  // reads "yes"/"no" in text, like printBool.
+  using Cell = std::variant<std::monostate, std::string, uint64_t, int64_t, double, bool>;
   class Table {
   public:
     explicit Table(std::vector<Column> columns) : columns_(std::move(columns)) {}

@@ -70,9 +70,14 @@ llvm::Expected<std::unique_ptr<ArchiveSnapshot>> ArchiveSnapshot::open(llvm::Str
                                                                        const OpenOptions& options) {
   auto reader =
       ArchiveReader::open(path.str(), options.salvage ? OpenMode::Salvage : OpenMode::Strict);
-  if (!reader.ok())
+  if (!reader.ok()) {
+    // The reader's messages start with the path: name it once.
+    llvm::StringRef why = reader.error().message;
+    if (why.starts_with(path) && why.drop_front(path.size()).starts_with(": "))
+      why = why.drop_front(path.size() + 2);
     return llvm::createStringError(llvm::inconvertibleErrorCode(), "cannot open '%s': %s",
-                                   path.str().c_str(), reader.error().message.c_str());
+                                   path.str().c_str(), why.str().c_str());
+  }
   return std::unique_ptr<ArchiveSnapshot>(
       new ArchiveSnapshot(path.str(), std::move(reader.value()), options));
 }

@@ -385,21 +385,22 @@ Error ArchiveReader::State::missingTrailer() const {
     if (!header) {
       if (size - pos == format::kTrailerSize &&
           format::hasMagic(map.data + pos, format::kTrailerMagic))
-        return corrupt(path + ": archive trailer is damaged (checksum mismatch); open with "
+        return corrupt(path + ": archive trailer is damaged (checksum mismatch); open with --"
                               "salvage to recover the intact blocks");
       if (format::decodeTrailer(map.data + pos))
         return corrupt(path + ": archive has " + std::to_string(size - pos - format::kTrailerSize) +
                        " unexpected bytes after its trailer at offset " + hex(pos));
       return corrupt(path + ": archive is damaged at offset " + hex(pos) +
-                     " (bad block header); open with salvage to recover the intact blocks");
+                     " (bad block header); open with --salvage to recover the intact blocks");
     }
     if (header->payload_size > size - pos - format::kBlockHeaderSize)
       break;
     pos += format::kBlockHeaderSize + header->payload_size;
   }
-  return Error::make(ErrorCode::Truncated, path + ": archive is truncated: " + std::to_string(pos) +
-                                               " of " + std::to_string(size) +
-                                               " bytes intact; open with salvage to recover them");
+  return Error::make(ErrorCode::Truncated,
+                     path + ": archive is truncated: " + std::to_string(pos) + " of " +
+                         std::to_string(size) +
+                         " bytes intact; open with --salvage to recover them");
 }
 
 Result<void> ArchiveReader::State::checkChunkOrder() {

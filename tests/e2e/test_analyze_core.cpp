@@ -69,6 +69,24 @@ protected:
   static inline std::string core_, archive_, setup_error_;
 };
 
+// A core has no smaps: its RSS is unknown, in the rows and in the totals (never 0).
+TEST_F(AnalyzeCoreTest, UnknownRssIsUnknownInTotals) {
+  json document = analyzeJson({"maps", core_});
+  ASSERT_TRUE(document.is_object());
+  ASSERT_FALSE(document["totals"].empty());
+  for (const json& region : document["regions"])
+    EXPECT_TRUE(region["rss_kib"].is_null()) << region.dump();
+  for (const json& total : document["totals"]) {
+    EXPECT_TRUE(total["rss_kib"].is_null()) << total.dump();
+    EXPECT_TRUE(total["pss_kib"].is_null()) << total.dump();
+  }
+  std::string text = analyzeText({"maps", core_});
+  auto totals = textTable(text, "KIND");
+  ASSERT_FALSE(totals.empty());
+  EXPECT_EQ(totals.back()[0], "total");
+  EXPECT_EQ(totals.back()[3], "-") << text; // KIND REGIONS SIZE RSS
+}
+
 TEST_F(AnalyzeCoreTest, MapsAgreeWithTheCapture) {
   json core = regionsOf(core_);
   json captured = regionsOf(archive_);

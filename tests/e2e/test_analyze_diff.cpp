@@ -232,6 +232,22 @@ TEST_F(AnalyzeDiff, SnapshotWithItselfHasNoChange) {
   EXPECT_NE(text.out.find("globals: no change"), std::string::npos) << text.out;
 }
 
+// An archive against its own exported core: the core lacks device, inode, smaps, sharing and
+// capture statistics, and what it does not know is not a difference.
+TEST_F(AnalyzeDiff, ArchiveAgainstItsOwnExportedCoreHasNoChange) {
+  std::string core = dir_->file("own.core");
+  CommandResult exported = runAnalyze({"export-core", archives_[1], "-o", core, "--force"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  nlohmann::json document = diffJson({archives_[1], core}, 0);
+  ASSERT_TRUE(document.is_object());
+  const nlohmann::json& step = document["steps"][0];
+  EXPECT_EQ(document["differs"], false) << step["regions"].dump();
+  EXPECT_EQ(step["summary"]["regions_added"], 0);
+  EXPECT_EQ(step["summary"]["regions_removed"], 0);
+  EXPECT_TRUE(step["regions"].empty()) << step["regions"].dump();
+  EXPECT_TRUE(step["globals"].empty());
+}
+
 TEST_F(AnalyzeDiff, TextShowsOldAndNewValuesLikeGdb) {
   CommandResult result = runAnalyze({"diff", archives_[0], archives_[1]});
   EXPECT_EQ(result.exit_code, 1) << result.err;

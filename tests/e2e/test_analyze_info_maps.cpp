@@ -2,6 +2,7 @@
 // after the capture, so its maps are what they were), readelf and nm.
 #include "tests/e2e/analyze_core_support.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -133,10 +134,23 @@ TEST_F(AnalyzeInfoMapsTest, FiltersSelectRegions) {
     kinds.insert(region["kind"]);
   EXPECT_EQ(kinds, (std::set<std::string>{"heap", "stack"}));
 
+  // A module's view includes the anonymous rest of its .bss right after its data mapping.
   json libc = analyzeJson({"maps", "--path", "libc.so", captured_->archive()});
   ASSERT_GE(libc["regions"].size(), 3u);
-  for (const json& region : libc["regions"])
+  size_t bss_tails = 0;
+  for (size_t i = 0; i < libc["regions"].size(); ++i) {
+    const json& region = libc["regions"][i];
+    if (region["kind"] == "bss" && region["path"] == "") {
+      ASSERT_GT(i, 0u);
+      EXPECT_EQ(libc["regions"][i - 1]["end"], region["start"]);
+      EXPECT_NE(libc["regions"][i - 1]["path"].get<std::string>().find("libc.so"),
+                std::string::npos);
+      ++bss_tails;
+      continue;
+    }
     EXPECT_NE(region["path"].get<std::string>().find("libc.so"), std::string::npos);
+  }
+  EXPECT_EQ(bss_tails, 1u);
 
   CommandResult bad_kind = runAnalyze({"maps", "--kind", "nonsense", captured_->archive()});
   EXPECT_EQ(bad_kind.exit_code, 2);
@@ -149,23 +163,58 @@ TEST_F(AnalyzeInfoMapsTest, FiltersSelectRegions) {
 TEST_F(AnalyzeInfoMapsTest, TextAndJsonAgree) {
   json source = analyzeJson({"maps", captured_->archive()});
   std::string text = analyzeText({"maps", captured_->archive()});
-  auto rows = textTable(text, "START");
+  // pmap's layout: a header line "PID:   CMDLINE   (sizes in KiB)", then the table.
+  EXPECT_EQ(text.rfind(std::to_string(source["process"]["pid"].get<int>()) + ":   ", 0), 0u)
+      << text.substr(0, 200);
+  EXPECT_NE(text.substr(0, text.find('\n')).find("(sizes in KiB)"), std::string::npos);
+  auto rows = textTable(text, "ADDRESS");
+  std::vector<std::string> titles;
+  {
+    std::istringstream header(text.substr(text.find("ADDRESS")));
+    std::string line, title;
+    std::getline(header, line);
+    std::istringstream fields(line);
+    while (fields >> title)
+      titles.push_back(title);
+  }
+  auto column = [&](const std::string& title) {
+    return static_cast<size_t>(std::find(titles.begin(), titles.end(), title) - titles.begin());
+  };
+  const size_t size_at = column("SIZE"), stored_at = column("STORED"), kind_at = column("KIND");
+  ASSERT_LT(kind_at, titles.size());
   ASSERT_EQ(rows.size(), source["regions"].size());
+  const uint64_t page_size = 4096;
   for (size_t i = 0; i < rows.size(); ++i) {
     const json& region = source["regions"][i];
-    ASSERT_GE(rows[i].size(), 14u);
+    ASSERT_GT(rows[i].size(), kind_at);
     EXPECT_EQ(rows[i][0], region["start"]);
-    EXPECT_EQ(rows[i][1], region["end"]);
-    EXPECT_EQ(rows[i][2], region["perms"]);
-    EXPECT_EQ(rows[i][6], std::to_string(region["size_kib"].get<uint64_t>()));
-    EXPECT_EQ(rows[i][7], std::to_string(region["pages"].get<uint64_t>()));
-    EXPECT_EQ(rows[i][12], std::to_string(region["stored_bytes"].get<uint64_t>()));
-    EXPECT_EQ(rows[i][13], region["kind"]);
+    EXPECT_EQ(rows[i][1], region["perms"]);
+    // END is START + SIZE, and the pages follow from it.
+    uint64_t size_kib = std::stoull(rows[i][size_at]);
+    EXPECT_EQ(hexValue(region["start"]) + size_kib * 1024, hexValue(region["end"]));
+    EXPECT_EQ(std::to_string(size_kib), std::to_string(region["size_kib"].get<uint64_t>()));
+    EXPECT_EQ(size_kib * 1024 / page_size, region["pages"].get<uint64_t>());
+    EXPECT_EQ(rows[i][stored_at],
+              std::to_string((region["stored_bytes"].get<uint64_t>() + 1023) / 1024));
+    EXPECT_EQ(rows[i][kind_at], region["kind"]);
   }
   json info = analyzeJson({"info", captured_->archive()});
   std::string info_text = analyzeText({"info", captured_->archive()});
   EXPECT_NE(info_text.find("pid: " + std::to_string(info["process"]["pid"].get<int>())),
             std::string::npos);
+  // Text drops symbol versions ("clock_nanosleep@@GLIBC_2.17+0x65" reads
+  // "clock_nanosleep+0x65"); JSON keeps the ELF spelling.
+  EXPECT_EQ(info_text.find("@GLIBC"), std::string::npos) << info_text;
+  for (const json& thread : info["threads"]) {
+    std::string symbol = thread["pc_symbol"];
+    size_t at = symbol.find('@');
+    if (at != std::string::npos && at > 0) {
+      EXPECT_NE(
+          info_text.find(symbol.substr(0, at) + symbol.substr(symbol.find_first_of("+ ", at))),
+          std::string::npos)
+          << symbol;
+    }
+  }
   auto threads = textTable(info_text, "TID");
   ASSERT_EQ(threads.size(), info["threads"].size());
   for (size_t i = 0; i < threads.size(); ++i)
@@ -233,6 +282,55 @@ TEST_F(AnalyzeInfoMapsTest, MissingAndInvalidSourcesAreOneLineErrors) {
 
   CommandResult no_command = runAnalyze({});
   EXPECT_EQ(no_command.exit_code, 2);
+
+  // Errors: once, on stderr, naming the file once; text output gets nothing.
+  CommandResult invalid_text = runAnalyze({"maps", text_file});
+  EXPECT_EQ(invalid_text.exit_code, 2);
+  EXPECT_EQ(invalid_text.out, "");
+  expectOneErrorLine(invalid_text.err);
+  EXPECT_NE(invalid_text.err.find("cannot open '" + text_file + "': not a procsnap archive"),
+            std::string::npos)
+      << invalid_text.err;
+
+  // Missing or unknown arguments: our error line and the command's usage, not LLVM's text.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"info"}, {"maps", "--bogus", captured_->archive()}, {"bogus"}}) {
+    CommandResult refused = runAnalyze(args);
+    EXPECT_EQ(refused.exit_code, 2) << args[0];
+    EXPECT_EQ(refused.err.rfind("procsnap-analyze: error: ", 0), 0u) << refused.err;
+    EXPECT_NE(refused.err.find("\nusage: procsnap-analyze "), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find("See:"), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find("Try:"), std::string::npos) << refused.err;
+  }
+}
+
+// Global options before the command, `-` for standard input, schema_version in JSON.
+TEST_F(AnalyzeInfoMapsTest, GlobalOptionsFirstAndStandardInput) {
+  CommandResult first = runAnalyze({"--json", "info", captured_->archive()});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  json document = parseJson(first.out);
+  EXPECT_EQ(document["schema_version"], 2);
+  EXPECT_EQ(document["sources"][0]["process"]["pid"], captured_->pid());
+  EXPECT_TRUE(document["sources"][0]["capture"]["partial_reason"].is_null());
+  for (const json& module : document["sources"][0]["modules"])
+    EXPECT_TRUE(module["embedded"].is_boolean()) << module.dump();
+
+  // A pipe (spooled) and a redirected file (read in place).
+  CommandResult piped = runCommand(
+      {"sh", "-c",
+       "cat '" + captured_->archive() + "' | " + PROCSNAP_ANALYZE_BIN + " maps --json -"},
+      kAnalyzeTimeoutSeconds);
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  json from_pipe = parseJson(piped.out);
+  json from_file = analyzeJson({"maps", captured_->archive()});
+  EXPECT_EQ(from_pipe["sources"][0]["regions"], from_file["regions"]);
+  CommandResult redirected = runCommand(
+      {"sh", "-c", std::string(PROCSNAP_ANALYZE_BIN) + " info - < '" + captured_->archive() + "'"},
+      kAnalyzeTimeoutSeconds);
+  EXPECT_EQ(redirected.exit_code, 0) << redirected.err;
+  // One source: no "sources:" wrapper in text.
+  EXPECT_EQ(redirected.out.find("sources:"), std::string::npos);
+  EXPECT_EQ(redirected.out.rfind("process:", 0), 0u) << redirected.out.substr(0, 200);
 }
 
 } // namespace

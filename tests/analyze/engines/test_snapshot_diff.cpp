@@ -276,7 +276,8 @@ TEST_F(SnapshotDiffTest, RegionsAddedRemovedGrownAndReprotected) {
   const KindTotal& heap_after = result.new_totals[static_cast<size_t>(RegionKind::Heap)];
   EXPECT_EQ(heap_after.mapped_bytes - heap_before.mapped_bytes, 0x8000u);
   EXPECT_EQ(heap_after.stored_bytes - heap_before.stored_bytes, 0x8000u);
-  EXPECT_EQ(heap_after.rss_bytes - heap_before.rss_bytes, 0x8000u);
+  ASSERT_TRUE(heap_before.rss_bytes && heap_after.rss_bytes);
+  EXPECT_EQ(*heap_after.rss_bytes - *heap_before.rss_bytes, 0x8000u);
   EXPECT_EQ(result.new_totals[static_cast<size_t>(RegionKind::Text)].regions, 0u);
   EXPECT_EQ(result.new_totals[static_cast<size_t>(RegionKind::PrivateAnon)].mapped_bytes, 0x10000u);
 }
@@ -394,6 +395,40 @@ TEST(RegionMatcherTest, PairsByAddressThenIdentity) {
   EXPECT_EQ(pairs[3].new_index, 2);
   EXPECT_EQ(regionIdentity(base, 1), "[heap]");
   EXPECT_EQ(regionIdentity(base, 0), "anon:anon");
+}
+
+// A region without smaps (every region of a core) makes its kind's RSS unknown, never 0.
+TEST(KindTotalsTest, UnknownRssIsNotCountedAsZero) {
+  SnapshotMetadata metadata;
+  metadata.regions = {anonymousRegion(0x10000, 0x20000, RegionKind::Heap, {}, "[heap]"),
+                      anonymousRegion(0x30000, 0x40000, RegionKind::MainStack, {}, "[stack]")};
+  metadata.regions[1].smaps.fields.clear();
+  KindTotals totals = totalsByKind(metadata);
+  EXPECT_TRUE(totals[static_cast<size_t>(RegionKind::Heap)].rss_bytes.has_value());
+  EXPECT_FALSE(totals[static_cast<size_t>(RegionKind::MainStack)].rss_bytes.has_value());
+  EXPECT_EQ(totals[static_cast<size_t>(RegionKind::MainStack)].mapped_bytes, 0x10000u);
+}
+
+// A core's NT_FILE note gives path, range and file offset but no device or inode: the same
+// mapping in an archive (with them) and in a core (without) is still the same mapping.
+TEST(RegionMatcherTest, FileMappingsPairWithoutDeviceAndInode) {
+  auto fileRegion = [](uint64_t start, uint64_t end, uint64_t offset, uint64_t inode) {
+    RegionRecord region = anonymousRegion(start, end, RegionKind::Data, {}, "/usr/lib/libc.so.6");
+    region.smaps.map.offset = offset;
+    region.smaps.map.inode = inode;
+    region.smaps.map.dev_major = inode ? 0xfe : 0;
+    return region;
+  };
+  std::vector<RegionRecord> archive = {fileRegion(0x10000, 0x12000, 0x1d3000, 5317222)};
+  std::vector<RegionRecord> core = {fileRegion(0x10000, 0x12000, 0x1d3000, 0)};
+  std::vector<RegionPair> pairs = matchRegions(archive, core);
+  ASSERT_EQ(pairs.size(), 1u);
+  EXPECT_TRUE(pairs[0].matched());
+  EXPECT_TRUE(pairs[0].by_address);
+  EXPECT_EQ(regionIdentity(archive, 0), regionIdentity(core, 0));
+  // A different file offset at the same address is another mapping.
+  std::vector<RegionRecord> other = {fileRegion(0x10000, 0x12000, 0x1d4000, 0)};
+  EXPECT_FALSE(matchRegions(archive, other)[0].matched());
 }
 
 } // namespace

@@ -187,7 +187,7 @@ TEST_F(DamageTest, SalvageSkipsADamagedBlockInTheMiddle) {
   auto failed = ArchiveReader::open(path2);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().code, ErrorCode::Corrupt);
-  EXPECT_NE(failed.error().message.find("open with salvage"), std::string::npos)
+  EXPECT_NE(failed.error().message.find("open with --salvage"), std::string::npos)
       << failed.error().message;
   auto salvaged = ArchiveReader::open(path2, OpenMode::Salvage);
   ASSERT_TRUE(salvaged.ok()) << salvaged.error().message;
