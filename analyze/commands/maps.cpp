@@ -289,7 +289,7 @@ int runMaps(const CommonOptions& common) {
     if (!kind)
       return reportError("unknown region kind '" + name +
                          "' (text, rodata, data, bss, heap, stack, thread-stack, vdso, vvar, "
-                         "vsyscall, anon, shared-anon, file, guard, relro)");
+                         "vsyscall, anon, shared-anon, file, guard)");
     options.kinds.insert(*kind);
   }
   options.path_substring = maps_path;

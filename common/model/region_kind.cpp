@@ -11,8 +11,8 @@ namespace procsnap {
 namespace {
 
 constexpr std::array<std::string_view, kRegionKindCount> kRegionKindNames = {
-    "text", "rodata",   "data", "bss",         "heap", "stack", "thread-stack", "vdso",
-    "vvar", "vsyscall", "anon", "shared-anon", "file", "guard", "relro",
+    "text", "rodata", "data",     "bss",  "heap",        "stack", "thread-stack",
+    "vdso", "vvar",   "vsyscall", "anon", "shared-anon", "file",  "guard",
 };
 
 // A mapped file is identified by device, inode and path: two files with one path (a library
@@ -86,17 +86,6 @@ std::vector<RegionKind> classifyRegions(std::span<const MapsEntry> maps,
     uint64_t& end = last_writable_end[fileKey(entry)];
     end = std::max(end, entry.end);
   }
-  // The loader's mprotect of PT_GNU_RELRO splits the data segment's mapping: its read-only
-  // head ends where the writable rest starts and their file offsets run on, which two
-  // separate PT_LOAD mappings usually do not (each starts at its own page-aligned offset).
-  std::map<std::pair<FileKey, uint64_t>, uint64_t> writable_offsets; // (file, start) -> offset
-  for (const MapsEntry& entry : maps)
-    if (entry.perms.write && isFile(entry) && modules.contains(fileKey(entry)))
-      writable_offsets[{fileKey(entry), entry.start}] = entry.offset;
-  auto isRelro = [&](const MapsEntry& entry) {
-    auto next = writable_offsets.find({fileKey(entry), entry.end});
-    return next != writable_offsets.end() && next->second == entry.offset + entry.size();
-  };
   std::set<uint64_t> bss_starts;
   for (const auto& [key, end] : last_writable_end)
     bss_starts.insert(end);
@@ -123,8 +112,6 @@ std::vector<RegionKind> classifyRegions(std::span<const MapsEntry> maps,
         kind = RegionKind::Text;
       else if (entry.perms.write)
         kind = RegionKind::Data;
-      else if (isRelro(entry))
-        kind = RegionKind::Relro;
       else
         kind = RegionKind::Rodata;
     } else if (holdsStackPointer(entry)) {

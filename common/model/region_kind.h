@@ -11,7 +11,7 @@ namespace procsnap {
 
 enum class RegionKind : uint8_t {
   Text,        // executable mapping of an ELF module
-  Rodata,      // read-only mapping of an ELF module (headers, .rodata, .eh_frame)
+  Rodata,      // read-only mapping of an ELF module (headers, .rodata, .eh_frame, relro)
   Data,        // writable file-backed mapping of an ELF module (.data, start of .bss)
   Bss,         // anonymous mapping right after a module's data: the rest of .bss
   Heap,        // [heap]
@@ -24,13 +24,9 @@ enum class RegionKind : uint8_t {
   SharedAnon,  // shared anonymous memory: MAP_SHARED|MAP_ANONYMOUS, memfd, SysV shm
   FileBacked,  // a mapped file that is not an ELF module's code or data
   Guard,       // no permissions (---p): guard pages and reservations
-  // The RELRO part of a module's data segment (.data.rel.ro, .dynamic, .got), made read-only
-  // by the dynamic loader after relocation (PT_GNU_RELRO). Last, so the older kinds keep
-  // their numbers.
-  Relro,
 };
 
-inline constexpr int kRegionKindCount = 15;
+inline constexpr int kRegionKindCount = 14;
 
 std::string_view toString(RegionKind kind); // "text", "rodata", ..., "thread-stack", ...
 std::optional<RegionKind> regionKindFromString(std::string_view name);

@@ -2,7 +2,6 @@
 #include "common/proc/files.h"
 #include "common/proc/smaps.h"
 #include "tests/common/proc/seed_maps.h"
-#include "tests/support/run_command.h"
 #include "tests/support/sample_process.h"
 
 #include <gtest/gtest.h>
@@ -14,7 +13,6 @@
 #include <memory>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <unistd.h>
 
@@ -39,13 +37,11 @@ TEST(RegionKind, SeedPhpFpmListing) {
   std::vector<MapsEntry> maps = parseOrDie(test::kSeedPhpFpmMaps);
   ASSERT_EQ(maps.size(), 16u);
   std::vector<RegionKind> kinds = classifyRegions(maps);
-  // The r--p mappings after text run on into the rw-p data by file offset (0x3d2000 +
-  // 0x79000 = 0x44b000): the data segments' RELRO heads, as in every pre-separate-code layout.
   std::vector<RegionKind> expected = {
-      K::Text, K::Relro, K::Data,
+      K::Text, K::Rodata, K::Data,
       K::Bss, // the article calls the rw-p file mapping above ".bss"; it is .data (plus the
               // start of .bss), and this anonymous mapping is the rest of .bss
-      K::Heap, K::Text, K::Guard, K::Relro, K::Data,
+      K::Heap, K::Text, K::Guard, K::Rodata, K::Data,
       // ld-2.23.so's r-xp line was elided ("...") in the article, so nothing shows it is a
       // module here: its mappings are plain file mappings and the mapping after is anon.
       K::FileBacked, K::FileBacked, K::PrivateAnon, K::MainStack, K::Vvar, K::Vdso, K::Vsyscall};
@@ -119,9 +115,9 @@ TEST(RegionKind, BssOnlyAfterTheLastWritableMappingOfAModule) {
 }
 
 TEST(RegionKind, NamesRoundTrip) {
-  const std::vector<std::string_view> names = {"text",  "rodata",       "data", "bss",   "heap",
-                                               "stack", "thread-stack", "vdso", "vvar",  "vsyscall",
-                                               "anon",  "shared-anon",  "file", "guard", "relro"};
+  const std::vector<std::string_view> names = {"text",  "rodata",       "data", "bss",  "heap",
+                                               "stack", "thread-stack", "vdso", "vvar", "vsyscall",
+                                               "anon",  "shared-anon",  "file", "guard"};
   ASSERT_EQ(names.size(), static_cast<size_t>(kRegionKindCount));
   for (int i = 0; i < kRegionKindCount; ++i) {
     auto kind = static_cast<RegionKind>(i);
@@ -253,62 +249,7 @@ TEST_P(RegionKindOnSample, TruthAddressesAreClassifiedRight) {
   for (size_t i = 0; i < maps.size(); ++i)
     if (maps[i].path == exe)
       exe_kinds.insert(kinds[i]);
-  EXPECT_EQ(exe_kinds, (std::set<RegionKind>{K::Text, K::Rodata, K::Relro, K::Data}));
-
-  // The relro mapping is readelf's GNU_RELRO segment plus the load bias, in whole pages (the
-  // loader mprotects from the segment's page down to its end's page down).
-  test::CommandResult readelf = test::runCommand({"readelf", "-lW", exe}, 30);
-  ASSERT_EQ(readelf.exit_code, 0) << readelf.err;
-  uint64_t first_load = UINT64_MAX, relro_vaddr = 0, relro_memsz = 0;
-  std::istringstream lines(readelf.out);
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream fields(line);
-    std::string type, offset, vaddr, paddr, filesz, memsz;
-    if (!(fields >> type >> offset >> vaddr >> paddr >> filesz >> memsz))
-      continue;
-    if (type == "LOAD")
-      first_load = std::min<uint64_t>(first_load, std::stoull(vaddr, nullptr, 16));
-    if (type == "GNU_RELRO") {
-      relro_vaddr = std::stoull(vaddr, nullptr, 16);
-      relro_memsz = std::stoull(memsz, nullptr, 16);
-    }
-  }
-  ASSERT_NE(relro_memsz, 0u) << readelf.out;
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  uint64_t exe_start = UINT64_MAX;
-  for (const MapsEntry& entry : maps)
-    if (entry.path == exe)
-      exe_start = std::min(exe_start, entry.start);
-  const uint64_t bias = exe_start - (first_load & ~(page - 1));
-  size_t relro_mappings = 0;
-  for (size_t i = 0; i < maps.size(); ++i) {
-    if (maps[i].path != exe || kinds[i] != K::Relro)
-      continue;
-    ++relro_mappings;
-    EXPECT_EQ(maps[i].start, (relro_vaddr + bias) & ~(page - 1));
-    EXPECT_EQ(maps[i].end, (relro_vaddr + relro_memsz + bias) & ~(page - 1));
-  }
-  EXPECT_EQ(relro_mappings, 1u);
-}
-
-// The RELRO head of a data segment (made read-only by the loader) is relro, not rodata; a
-// read-only mapping that merely precedes a data mapping, without the offsets running on, is
-// still rodata.
-TEST(RegionKind, RelroIsTheReadOnlyHeadOfTheDataSegment) {
-  std::vector<MapsEntry> maps = parseOrDie("10000-11000 r--p 00000000 fe:00 100 /lib/a.so\n"
-                                           "11000-12000 r-xp 00001000 fe:00 100 /lib/a.so\n"
-                                           "12000-13000 r--p 00002000 fe:00 100 /lib/a.so\n"
-                                           "13000-14000 r--p 00002000 fe:00 100 /lib/a.so\n"
-                                           "14000-15000 rw-p 00003000 fe:00 100 /lib/a.so\n"
-                                           "20000-21000 r-xp 00000000 fe:00 200 /lib/b.so\n"
-                                           "21000-22000 r--p 00004000 fe:00 200 /lib/b.so\n"
-                                           "22000-23000 rw-p 00002000 fe:00 200 /lib/b.so\n");
-  std::vector<RegionKind> kinds = classifyRegions(maps);
-  EXPECT_EQ(kinds[0], K::Rodata);
-  EXPECT_EQ(kinds[2], K::Rodata); // ends on the next file page, but not where data starts
-  EXPECT_EQ(kinds[3], K::Relro);
-  EXPECT_EQ(kinds[4], K::Data);
-  EXPECT_EQ(kinds[6], K::Rodata); // adjacent to data, offsets do not run on
+  EXPECT_EQ(exe_kinds, (std::set<RegionKind>{K::Text, K::Rodata, K::Data}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, RegionKindOnSample,
