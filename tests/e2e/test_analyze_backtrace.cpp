@@ -3,6 +3,11 @@
 // into unmapped memory) give bounded output, not a crash.
 #include "tests/e2e/analyze_core_support.h"
 #include "tests/support/archive_synth.h"
+#include "tests/support/run_command.h"
+#include "tests/support/sample_process.h"
+
+#include <csignal>
+#include <unistd.h>
 
 #include <cstring>
 #include <map>
@@ -69,19 +74,14 @@ std::map<int, std::vector<std::string>> gdbBacktraces(pid_t pid) {
   return threads;
 }
 
-class AnalyzeBacktraceTest : public SharedCaptureTest<AnalyzeBacktraceTest> {};
-
-TEST_F(AnalyzeBacktraceTest, OwnFunctionsPerThreadMatchGdbOnTheLiveProcess) {
-  json source = analyzeJson({"backtrace", captured_->archive()});
-  ASSERT_TRUE(source.is_object());
-  const std::string exe = captured_->truth()["exe"];
-  const std::string exe_name = exe.substr(exe.rfind('/') + 1);
-  std::set<std::string> own = definedFunctions(exe);
-  ASSERT_TRUE(own.count("main"));
-  std::map<int, std::vector<std::string>> gdb = gdbBacktraces(captured_->pid());
-  ASSERT_GE(source["threads"].size(), 3u); // main and the two workers
-  ASSERT_EQ(source["threads"].size(), gdb.size());
-  for (const json& thread : source["threads"]) {
+// Each thread's chain of own (functions of the executable, in frames of module exe_name)
+// equals gdb's, and every frame after the first was found by CFI.
+void expectOwnChainsMatchGdb(const json& threads, const std::string& exe_name,
+                             const std::set<std::string>& own,
+                             std::map<int, std::vector<std::string>> gdb) {
+  ASSERT_GE(threads.size(), 3u); // main and the two workers
+  ASSERT_EQ(threads.size(), gdb.size());
+  for (const json& thread : threads) {
     SCOPED_TRACE(thread.dump());
     int tid = thread["tid"];
     ASSERT_TRUE(gdb.count(tid));
@@ -106,6 +106,18 @@ TEST_F(AnalyzeBacktraceTest, OwnFunctionsPerThreadMatchGdbOnTheLiveProcess) {
     // The walk reaches the outermost frame (_start or clone3), which says where the stack ends.
     EXPECT_EQ(thread["complete"], true);
   }
+}
+
+class AnalyzeBacktraceTest : public SharedCaptureTest<AnalyzeBacktraceTest> {};
+
+TEST_F(AnalyzeBacktraceTest, OwnFunctionsPerThreadMatchGdbOnTheLiveProcess) {
+  json source = analyzeJson({"backtrace", captured_->archive()});
+  ASSERT_TRUE(source.is_object());
+  const std::string exe = captured_->truth()["exe"];
+  std::set<std::string> own = definedFunctions(exe);
+  ASSERT_TRUE(own.count("main"));
+  expectOwnChainsMatchGdb(source["threads"], exe.substr(exe.rfind('/') + 1), own,
+                          gdbBacktraces(captured_->pid()));
   // The main thread's own chain ends in main, called from libc's start code.
   const json& main_thread = source["threads"][0];
   EXPECT_EQ(main_thread["tid"], captured_->pid());
@@ -117,6 +129,27 @@ TEST_F(AnalyzeBacktraceTest, OwnFunctionsPerThreadMatchGdbOnTheLiveProcess) {
       EXPECT_GT(f["line"].get<uint64_t>(), 0u);
     }
   EXPECT_TRUE(has_main);
+}
+
+// The ELF core export-core writes of the archive unwinds to the same frames.
+TEST_F(AnalyzeBacktraceTest, ExportedCoreGivesTheSameFrames) {
+  const std::string core = captured_->file("sample.core");
+  CommandResult exported = runAnalyze({"export-core", "-o", core, captured_->archive()});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  json from_archive = analyzeJson({"backtrace", captured_->archive()});
+  json from_core = analyzeJson({"backtrace", core});
+  ASSERT_TRUE(from_archive.is_object() && from_core.is_object());
+  ASSERT_EQ(from_core["threads"].size(), from_archive["threads"].size());
+  for (size_t t = 0; t < from_archive["threads"].size(); ++t) {
+    const json& a = from_archive["threads"][t]["frames"];
+    const json& c = from_core["threads"][t]["frames"];
+    ASSERT_EQ(c.size(), a.size()) << c.dump();
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(c[i]["pc"], a[i]["pc"]);
+      EXPECT_EQ(c[i]["function"], a[i]["function"]);
+      EXPECT_EQ(c[i]["trust"], a[i]["trust"]);
+    }
+  }
 }
 
 TEST_F(AnalyzeBacktraceTest, ThreadSelectionMaxFramesAndTextShape) {
@@ -136,6 +169,39 @@ TEST_F(AnalyzeBacktraceTest, ThreadSelectionMaxFramesAndTextShape) {
   CommandResult missing = runAnalyze({"backtrace", captured_->archive(), "--thread", "1"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("no thread 1"), std::string::npos) << missing.err;
+}
+
+// The executable deleted after the capture: its CFI comes from the stored mappings and its
+// names from the archive's module sketch, and the chains still equal gdb's.
+TEST(AnalyzeBacktraceDeleted, DeletedExecutableUnwindsFromStoredMemory) {
+  auto dir = TempDir::create("procsnap-backtrace-deleted");
+  ASSERT_TRUE(dir.ok());
+  const std::string exe = dir->file("deleted_sample");
+  CommandResult copy = runCommand({"cp", samplePath(SampleVariant::Pie), exe}, 10);
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  std::set<std::string> own = definedFunctions(exe);
+  pid_t pid = spawnCommand({exe, "--exit-after", "60"});
+  ASSERT_GT(pid, 0);
+  // The workers name themselves once they run: wait for both.
+  for (int i = 0; i < 200; ++i) {
+    CommandResult comms =
+        runCommand({"sh", "-c", "cat /proc/" + std::to_string(pid) + "/task/*/comm"}, 10);
+    if (comms.out.find("sample-worker2") != std::string::npos)
+      break;
+    usleep(10000);
+  }
+  std::map<int, std::vector<std::string>> gdb = gdbBacktraces(pid);
+  const std::string archive = dir->file("deleted.psnap");
+  CommandResult capture =
+      runCommand({PROCSNAP_CAPTURE_BIN, "-o", archive, "--quiet", std::to_string(pid)},
+                 kAnalyzeTimeoutSeconds);
+  kill(pid, SIGKILL);
+  waitCommand(pid, std::chrono::seconds(10));
+  ASSERT_EQ(capture.exit_code, 0) << capture.err;
+  ASSERT_EQ(unlink(exe.c_str()), 0);
+  json source = analyzeJson({"backtrace", archive});
+  ASSERT_TRUE(source.is_object());
+  expectOwnChainsMatchGdb(source["threads"], "deleted_sample", own, gdb);
 }
 
 // Registers of a synthetic thread: NT_PRSTATUS with rip, rsp and rbp set (user_regs_struct
