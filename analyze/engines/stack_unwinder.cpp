@@ -33,7 +33,6 @@ namespace {
 // DWARF register numbers on x86-64 (System V psABI): rax rdx rcx rbx rsi rdi rbp rsp r8-r15,
 // then the return address column (rip).
 constexpr int kDwarfRegisters = 17;
-constexpr int kDwarfRbx = 3;
 constexpr int kDwarfRbp = 6;
 constexpr int kDwarfRsp = 7;
 constexpr int kDwarfRip = 16;
