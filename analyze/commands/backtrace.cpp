@@ -7,8 +7,8 @@
 #include "analyze/cli/source_runner.h"
 #include "analyze/engines/stack_unwinder.h"
 #include "analyze/engines/unwind_images.h"
+#include "analyze/model/code_symbolizer.h"
 
-#include <llvm/DebugInfo/Symbolize/Symbolize.h>
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/FormatVariadic.h>
 
@@ -27,9 +27,6 @@ cl::list<int32_t> backtrace_threads("thread", cl::desc("Only this thread (repeat
 cl::opt<size_t> backtrace_max_frames("max-frames", cl::desc("Frames per thread at most"),
                                      cl::init(256), cl::sub(subcommand("backtrace")),
                                      cl::sub(subcommand("bt")), cl::cat(commandCategory()));
-
-// DWARF kept by the symbolizer, as in symbolize.
-constexpr size_t kSymbolizerCacheBytes = 64u << 20;
 
 struct BacktraceOptions {
   std::vector<int32_t> tids; // empty: all threads
@@ -60,14 +57,9 @@ NamedFrame nameFrame(const AddressSpace& space, llvm::symbolize::LLVMSymbolizer&
   const LocatedModule* located = space.modules()[static_cast<size_t>(info.module_index)].located;
   if (!located)
     return named;
-  bool in_memory =
-      located->debug_path.empty() && located->where == "embedded" && located->elf->hasDebugInfo();
-  if (located->debug_path.empty() && !in_memory)
+  if (!hasSymbolizerDwarf(*located))
     return named;
-  llvm::object::SectionedAddress address{*info.file_vaddr,
-                                         llvm::object::SectionedAddress::UndefSection};
-  auto line = in_memory ? symbolizer.symbolizeCode(located->elf->object(), address)
-                        : symbolizer.symbolizeCode(located->debug_path, address);
+  auto line = symbolizeModuleCode(symbolizer, *located, *info.file_vaddr);
   if (!line) {
     llvm::consumeError(line.takeError()); // a damaged debug file: the frame keeps its symbol
     return named;
@@ -137,10 +129,7 @@ llvm::Error printBacktrace(OpenedSource& source, const BacktraceOptions& options
   for (const std::string& warning : warnings)
     printer.warn(warning);
 
-  llvm::symbolize::LLVMSymbolizer::Options symbolizer_options;
-  symbolizer_options.MaxCacheSize = kSymbolizerCacheBytes;
-  symbolizer_options.DebugFileDirectory = source.locator->options().debug_dirs;
-  llvm::symbolize::LLVMSymbolizer symbolizer(symbolizer_options);
+  auto symbolizer = createSymbolizer(source.locator->options());
 
   // Text: eu-stack's shape, one header per thread, not an indented list.
   if (printer.isJson())
@@ -161,7 +150,7 @@ llvm::Error printBacktrace(OpenedSource& source, const BacktraceOptions& options
     }
     for (size_t i = 0; i < thread.frames.size(); ++i)
       printFrame(printer, i, thread.frames[i],
-                 nameFrame(*source.space, symbolizer, thread.frames[i]));
+                 nameFrame(*source.space, *symbolizer, thread.frames[i]));
     if (printer.isJson()) {
       printer.endList();
       printer.endObject();
