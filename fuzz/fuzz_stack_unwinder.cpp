@@ -6,11 +6,9 @@
 #include "analyze/engines/stack_unwinder.h"
 #include "analyze/engines/unwind_images.h"
 #include "analyze/model/address_space.h"
-#include "analyze/sources/core_snapshot.h"
-#include "fuzz/fuzz_support.h"
+#include "fuzz/fuzz_core_input.h"
 
 #include <llvm/Support/Error.h>
-#include <llvm/Support/MemoryBuffer.h>
 
 namespace {
 
@@ -21,22 +19,14 @@ constexpr size_t kMaxFrames = 32;
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  analyze::OpenOptions options;
-  options.use_original_paths = false;
-  auto core = analyze::CoreSnapshot::create(
-      "fuzz.core",
-      llvm::MemoryBuffer::getMemBufferCopy(
-          llvm::StringRef(reinterpret_cast<const char*>(data), size), "fuzz.core"),
-      analyze::Compression::None, options);
-  if (!core) {
-    llvm::consumeError(core.takeError());
+  std::unique_ptr<analyze::CoreSnapshot> core = fuzz::openFuzzCore(data, size);
+  if (!core)
     return 0;
-  }
   analyze::LocatorOptions locator_options;
   locator_options.use_original_paths = false;
   locator_options.debug_dirs = {"/nonexistent-fuzz-debug-dir"};
-  analyze::ModuleLocator locator(**core, locator_options);
-  auto space = analyze::AddressSpace::build(**core, locator);
+  analyze::ModuleLocator locator(*core, locator_options);
+  auto space = analyze::AddressSpace::build(*core, locator);
   if (!space) {
     llvm::consumeError(space.takeError());
     return 0;
@@ -46,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   analyze::UnwindOptions unwind;
   unwind.max_frames = kMaxFrames;
   for (const analyze::UnwoundThread& thread :
-       analyze::unwindThreads(**core, images.images, unwind, warnings)) {
+       analyze::unwindThreads(*core, images.images, unwind, warnings)) {
     if (thread.frames.size() > kMaxFrames)
       fuzz::propertyFailed("more frames than --max-frames", std::to_string(thread.frames.size()));
     if (thread.stop_reason.empty())
