@@ -7,9 +7,11 @@ namespace procsnap::analyze {
 
 namespace {
 
-// An image rebuilt from memory never grows past this: a module's file mappings of a damaged
-// or hostile snapshot may claim any file offset.
+// An image rebuilt from memory never grows past this, nor past twice its mappings' bytes (plus
+// 64 KiB of slack per mapping): a damaged or hostile snapshot may claim any file offset, while
+// a real module's mappings cover its file but for alignment gaps.
 constexpr uint64_t kMaxImageBytes = 1ull << 30;
+constexpr uint64_t kSlackPerMapping = 1u << 16;
 
 bool isElf64(llvm::ArrayRef<uint8_t> bytes) {
   return bytes.size() >= 64 && std::memcmp(bytes.data(),
@@ -25,14 +27,17 @@ std::vector<uint8_t> imageFromMemory(const Snapshot& snapshot, llvm::ArrayRef<in
                                      bool keep_section_headers, std::vector<std::string>& warnings,
                                      const std::string& name) {
   const auto& regions = snapshot.metadata().regions;
-  uint64_t size = 0;
+  uint64_t size = 0, mapped = 0;
   for (int index : region_indices) {
     const MapsEntry& map = regions[static_cast<size_t>(index)].map();
     if (map.isAnonymous() && !map.isPseudo())
       continue;
+    if (map.offset > kMaxImageBytes)
+      return {};
     size = std::max(size, map.offset + map.size());
+    mapped += map.size() + kSlackPerMapping;
   }
-  if (size == 0 || size > kMaxImageBytes)
+  if (size == 0 || size > kMaxImageBytes || size > 2 * mapped)
     return {};
   std::vector<uint8_t> image(size);
   for (int index : region_indices) {
