@@ -3,11 +3,9 @@
 // never looked up on this host (use_original_paths off, no sysroot, no debug dirs), so a run
 // depends on the input alone. Every region the core yields is then read at its start and end,
 // and its stored extents listed.
-#include "analyze/sources/core_snapshot.h"
-#include "fuzz/fuzz_support.h"
+#include "fuzz/fuzz_core_input.h"
 
 #include <llvm/Support/Error.h>
-#include <llvm/Support/MemoryBuffer.h>
 
 namespace {
 
@@ -32,18 +30,10 @@ void readAt(const analyze::CoreSnapshot& core, uint64_t address) {
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  analyze::OpenOptions options;
-  options.use_original_paths = false;
-  auto core = analyze::CoreSnapshot::create(
-      "fuzz.core",
-      llvm::MemoryBuffer::getMemBufferCopy(
-          llvm::StringRef(reinterpret_cast<const char*>(data), size), "fuzz.core"),
-      analyze::Compression::None, options);
-  if (!core) {
-    fuzz::checkErrorMessage(llvm::toString(core.takeError()));
+  std::unique_ptr<analyze::CoreSnapshot> core = fuzz::openFuzzCore(data, size);
+  if (!core)
     return 0;
-  }
-  const analyze::CoreSnapshot& snapshot = **core;
+  const analyze::CoreSnapshot& snapshot = *core;
   const SnapshotMetadata& metadata = snapshot.metadata();
   for (const auto& warning : metadata.warnings)
     fuzz::checkErrorMessage(warning);

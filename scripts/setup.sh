@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev        # tests
   gdb binutils                     # oracles in tests: gdb dump memory / gcore, readelf, nm, strings
   clang                            # libFuzzer targets
+  libdw-dev                        # analyze backtrace: libdwfl unwinding (CFI, signal frames)
+  elfutils                         # eu-stack, the oracle of the backtrace tests and bench
   python3
 )
 

@@ -29,6 +29,7 @@ int runStrings(const CommonOptions& options);
 int runVerify(const CommonOptions& options);
 int runDiff(const CommonOptions& options);
 int runExportCore(const CommonOptions& options);
+int runBacktrace(const CommonOptions& options);
 
 struct CommandRow {
   const char* name;
@@ -48,6 +49,9 @@ inline constexpr CommandRow kCommandTable[] = {
     {"verify", "Check an archive's checksums and content hashes", runVerify},
     {"diff", "Show what changed between snapshots: regions, bytes, symbols, strings", runDiff},
     {"export-core", "Write a snapshot as an ELF core file that gdb loads", runExportCore},
+    {"backtrace", "Unwind every thread's stack offline (CFI through libdwfl), like eu-stack",
+     runBacktrace},
+    {"bt", "Alias of backtrace", runBacktrace},
 };
 
 // The cl::SubCommand of a row of kCommandTable, created on first use (so a command's options

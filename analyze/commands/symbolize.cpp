@@ -8,6 +8,7 @@
 #include "analyze/cli/error_report.h"
 #include "analyze/cli/source_runner.h"
 #include "analyze/model/address_space.h"
+#include "analyze/model/code_symbolizer.h"
 
 #include <llvm/DebugInfo/Symbolize/Symbolize.h>
 #include <llvm/Support/CommandLine.h>
@@ -26,10 +27,6 @@ cl::list<std::string> symbolize_args(cl::Positional, cl::OneOrMore,
 cl::opt<bool> symbolize_no_dwarf("no-dwarf", cl::desc("Do not read DWARF for file:line"),
                                  cl::sub(subcommand("symbolize")), cl::cat(commandCategory()));
 
-// DWARF parsed and kept by the symbolizer: bounds the memory of symbolizing against large
-// debug files.
-constexpr size_t kSymbolizerCacheBytes = 64u << 20;
-
 struct SymbolizeOptions {
   std::vector<std::string> targets; // addresses or symbol names
   bool use_dwarf = true;
@@ -46,14 +43,10 @@ void printDebugInfo(llvm::symbolize::LLVMSymbolizer& symbolizer, const LoadedMod
   const LocatedModule* located = module.located;
   if (!located)
     return;
-  bool in_memory =
-      located->debug_path.empty() && located->where == "embedded" && located->elf->hasDebugInfo();
-  if (located->debug_path.empty() && !in_memory)
+  if (!hasSymbolizerDwarf(*located))
     return;
-  llvm::object::SectionedAddress address{file_vaddr, llvm::object::SectionedAddress::UndefSection};
   if (is_code) {
-    auto line = in_memory ? symbolizer.symbolizeCode(located->elf->object(), address)
-                          : symbolizer.symbolizeCode(located->debug_path, address);
+    auto line = symbolizeModuleCode(symbolizer, *located, file_vaddr);
     if (!line) {
       printer.warn(llvm::toString(line.takeError()));
       return;
@@ -67,6 +60,8 @@ void printDebugInfo(llvm::symbolize::LLVMSymbolizer& symbolizer, const LoadedMod
     }
     return;
   }
+  bool in_memory = located->debug_path.empty();
+  llvm::object::SectionedAddress address{file_vaddr, llvm::object::SectionedAddress::UndefSection};
   auto global = in_memory ? symbolizer.symbolizeData(located->elf->object(), address)
                           : symbolizer.symbolizeData(located->debug_path, address);
   if (!global) {
@@ -109,10 +104,7 @@ llvm::Error printSymbolize(OpenedSource& source, const SymbolizeOptions& options
     targets.push_back({text, found.front().address});
   }
 
-  llvm::symbolize::LLVMSymbolizer::Options symbolizer_options;
-  symbolizer_options.MaxCacheSize = kSymbolizerCacheBytes;
-  symbolizer_options.DebugFileDirectory = source.locator->options().debug_dirs;
-  llvm::symbolize::LLVMSymbolizer symbolizer(symbolizer_options);
+  auto symbolizer = createSymbolizer(source.locator->options());
 
   ListScope list(printer, "addresses");
   for (const Target& target : targets) {
@@ -158,7 +150,7 @@ llvm::Error printSymbolize(OpenedSource& source, const SymbolizeOptions& options
     if (options.use_dwarf && info.file_vaddr && module.elf()) {
       const ElfSection* section = module.elf()->sectionAt(*info.file_vaddr);
       bool is_code = section && (section->flags & 4) != 0;
-      printDebugInfo(symbolizer, module, *info.file_vaddr, is_code, printer);
+      printDebugInfo(*symbolizer, module, *info.file_vaddr, is_code, printer);
     }
   }
   return llvm::Error::success();
