@@ -1,6 +1,7 @@
 #include "analyze/cli/source_runner.h"
 
 #include "analyze/cli/exit_codes.h"
+#include "common/util/terminal_text.h"
 
 #include <llvm/Support/raw_ostream.h>
 
@@ -53,7 +54,7 @@ int runForEachSource(llvm::ArrayRef<std::string> paths, const CommonOptions& opt
       if (error) {
         std::string message = llvm::toString(std::move(error));
         printer->printString("error", message);
-        llvm::errs() << "procsnap-analyze: error: " << message << "\n";
+        llvm::errs() << "procsnap-analyze: error: " << escapeForTerminal(message) << "\n";
         failed = true;
       }
     }
