@@ -103,7 +103,10 @@ std::vector<uint8_t> headersAndNotes(const std::vector<LoadSegment>& segments,
     header.e_shnum = 1;
   }
 
+  // Sized up front: one allocation (and g++ 12 -O2 sees a destination, no false
+  // -Wstringop-overflow on the first append).
   std::vector<uint8_t> out;
+  out.reserve(static_cast<size_t>(notes_offset) + notes.size());
   appendStruct(out, header);
   elf::Elf64_Phdr note;
   std::memset(&note, 0, sizeof note);
