@@ -373,9 +373,8 @@ TEST(ArchiveSnapshotCache, BoundedInBytesWhateverTheChunkSize) {
   auto dir = test::TempDir::create("analyze-cache");
   ASSERT_TRUE(dir.ok());
   const std::string path = dir->file("big-chunks.psnap");
-  ASSERT_TRUE(test::writeSyntheticArchive(path, metadata,
-                                          test::syntheticChunks(metadata, kChunk))
-                  .ok());
+  ASSERT_TRUE(
+      test::writeSyntheticArchive(path, metadata, test::syntheticChunks(metadata, kChunk)).ok());
   OpenOptions options;
   options.chunk_cache_bytes = 2 * kChunk;
   auto snapshot = openSnapshot(path, options);
