@@ -60,23 +60,20 @@ TEST_F(AnalyzeHostile, InputTextIsEscapedInTextOutputAndWarnings) {
     module.path = "/synthetic/" + kInjection;
   metadata.warnings.push_back("capture warning " + kInjection);
   const std::string archive = write(metadata, "injected.psnap");
-                               std::filesystem::copy_options::overwrite_existing);
-                               for (const char* command : {"info", "maps"}) {
-                                 SCOPED_TRACE(command);
-                                 CommandResult text = runAnalyze({command, archive});
-                                 EXPECT_EQ(text.exit_code, 0) << text.err;
-                                 expectNoInjection(text);
-                                 EXPECT_NE(text.out.find("evil\\x1b[2J\\nprocsnap-analyze: error: "
-                                                         "forged\\xc2\\x9b"),
-                                           std::string::npos)
-                                     << text.out;
-                                 // JSON carries the exact bytes, escaped as JSON escapes them.
-                                 CommandResult json = runAnalyze({command, archive, "--json"});
-                                 EXPECT_EQ(json.exit_code, 0) << json.err;
-                                 EXPECT_NE(json.out.find("evil\\u001b[2J\\nprocsnap-analyze"),
-                                           std::string::npos)
-                                     << json.out;
-                               }
+  for (const char* command : {"info", "maps"}) {
+    SCOPED_TRACE(command);
+    CommandResult text = runAnalyze({command, archive});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    expectNoInjection(text);
+    EXPECT_NE(text.out.find("evil\\x1b[2J\\nprocsnap-analyze: error: "
+                            "forged\\xc2\\x9b"),
+              std::string::npos)
+        << text.out;
+    // JSON carries the exact bytes, escaped as JSON escapes them.
+    CommandResult json = runAnalyze({command, archive, "--json"});
+    EXPECT_EQ(json.exit_code, 0) << json.err;
+    EXPECT_NE(json.out.find("evil\\u001b[2J\\nprocsnap-analyze"), std::string::npos) << json.out;
+  }
 }
 
 TEST_F(AnalyzeHostile, AnErrorQuotingInputStaysOneLine) {
