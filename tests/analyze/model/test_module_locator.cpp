@@ -8,18 +8,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <unistd.h>
 
 namespace procsnap::analyze {
 namespace {
 
 constexpr size_t kCopies = 500;
-
-std::string selfPath() {
-  char buffer[4096];
-  ssize_t n = readlink("/proc/self/exe", buffer, sizeof buffer - 1);
-  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
-}
 
 TEST(ModuleLocator, RecordsNamingOneFileShareOneParseAndOneWarning) {
   auto dir = test::TempDir::create("module-locator");
@@ -27,7 +20,7 @@ TEST(ModuleLocator, RecordsNamingOneFileShareOneParseAndOneWarning) {
   SnapshotMetadata metadata = test::syntheticMetadata();
   metadata.modules.clear();
   ModuleRecord self;
-  self.path = selfPath();
+  self.path = std::filesystem::read_symlink("/proc/self/exe").string();
   self.file_size = std::filesystem::file_size(self.path);
   ModuleRecord missing;
   missing.path = "/nonexistent/procsnap-test/libmissing.so";
