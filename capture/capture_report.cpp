@@ -2,6 +2,7 @@
 
 #include "capture/progress.h"
 #include "common/archive/metadata_codec.h"
+#include "common/util/terminal_text.h"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -27,7 +28,7 @@ std::string formatStatsText(const CaptureOutcome& outcome) {
   auto line = [&](std::string_view key, const std::string& value) {
     std::string padded(key);
     padded.resize(std::max<size_t>(padded.size() + 1, 26), ' ');
-    text += padded + value + "\n";
+    text += padded + escapeForTerminal(value) + "\n"; // paths and warnings quote /proc text
   };
   line("output", outcome.output_path);
   line("result", outcome.partial ? "partial (" + outcome.partial_reason + ")" : "complete");

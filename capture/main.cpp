@@ -8,6 +8,7 @@
 #include "capture/frozen_process.h"
 #include "capture/progress.h"
 #include "capture/signal_guard.h"
+#include "common/util/terminal_text.h"
 #include "common/util/version.h"
 
 #include <cstdio>
@@ -33,8 +34,9 @@ void printLine(FILE* stream, const std::string& text) {
   std::fflush(stream);
 }
 
+// Messages quote paths, comm and /proc text: escaped so they stay one line and inert.
 void printError(const std::string& message) {
-  printLine(stderr, std::string(kProgram) + ": error: " + message);
+  printLine(stderr, std::string(kProgram) + ": error: " + procsnap::escapeForTerminal(message));
 }
 
 } // namespace
@@ -75,8 +77,8 @@ int main(int argc, char** argv) {
     return toInt(ExitCode::Error);
   }
   if (outcome->partial)
-    printLine(stderr,
-              std::string(kProgram) + ": warning: partial capture: " + outcome->partial_reason);
+    printLine(stderr, std::string(kProgram) + ": warning: partial capture: " +
+                          escapeForTerminal(outcome->partial_reason));
   if (options.stats)
     printLine(stderr, formatStatsText(*outcome));
   if (options.json)

@@ -2,6 +2,7 @@
 
 #include "capture/module_sketcher.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -118,11 +119,24 @@ std::vector<ModuleSketch> ModuleCollector::collect(const ModuleCollectOptions& o
                                                    const CopiedMemoryReader& memory) {
   std::vector<ModuleSketch> sketches;
   std::set<std::string> embedded_build_ids;
+  uint64_t sketch_bytes_left = kMaxSketchBytesPerArchive; // what later modules may still use
+  bool budget_reported = false;
   for (OpenModule& module : modules_) {
     module.base.build_id_memory = buildIdFromMemory(module.base.load_address, memory);
     std::vector<std::string> sketch_warnings;
-    auto sketch = sketchModule(module.fd, module.base,
-                               SketchOptions{false, kDefaultMaxEmbedFileSize}, &sketch_warnings);
+    SketchOptions sketch_options;
+    sketch_options.max_sketch_bytes = std::min(kMaxSketchBytesPerModule, sketch_bytes_left);
+    auto sketch = sketchModule(module.fd, module.base, sketch_options, &sketch_warnings);
+    if (sketch)
+      for (const ModuleSketch::Piece& piece : sketch->pieces)
+        sketch_bytes_left -= std::min<uint64_t>(sketch_bytes_left, piece.bytes.size());
+    if (sketch_options.max_sketch_bytes < kMaxSketchBytesPerModule && !budget_reported) {
+      budget_reported = true; // once: every later module is cut by the same budget
+      warnings_.push_back("the sketch budget of the archive (" +
+                          std::to_string(kMaxSketchBytesPerArchive >> 20) +
+                          " MiB) is used up from module " + module.base.path +
+                          " on: later sketches are cut or left out");
+    }
     for (const std::string& warning : sketch_warnings)
       warnings_.push_back("module " + module.base.path + ": " + warning);
     if (!sketch) {

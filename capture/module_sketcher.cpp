@@ -204,6 +204,7 @@ Result<void> checkTable(std::string_view what, uint64_t offset, uint64_t count, 
 struct Range {
   uint64_t offset = 0;
   uint64_t length = 0;
+  bool symbols = false; // symbol tables and what goes with them: left out over the budget
 };
 
 // Sorts ranges and merges the overlapping and adjacent ones.
@@ -224,13 +225,26 @@ std::vector<Range> mergeRanges(std::vector<Range> ranges) {
   return merged;
 }
 
-// The bytes of [offset, offset + length) when one piece holds them all.
+// The bytes of [offset, offset + length) when one piece holds them all. Pieces are sorted
+// and disjoint: one binary search, so a file of 300,000 notes costs n log n, not n^2.
 std::optional<std::span<const std::byte>> bytesInPieces(const ModuleSketch& sketch, uint64_t offset,
                                                         uint64_t length) {
-  for (const ModuleSketch::Piece& piece : sketch.pieces)
-    if (offset >= piece.offset && fitsInFile(offset - piece.offset, length, piece.bytes.size()))
-      return std::span<const std::byte>(piece.bytes).subspan(offset - piece.offset, length);
+  auto after = std::upper_bound(
+      sketch.pieces.begin(), sketch.pieces.end(), offset,
+      [](uint64_t value, const ModuleSketch::Piece& piece) { return value < piece.offset; });
+  if (after == sketch.pieces.begin())
+    return std::nullopt;
+  const ModuleSketch::Piece& piece = *std::prev(after);
+  if (fitsInFile(offset - piece.offset, length, piece.bytes.size()))
+    return std::span<const std::byte>(piece.bytes).subspan(offset - piece.offset, length);
   return std::nullopt;
+}
+
+uint64_t totalLength(const std::vector<Range>& ranges) {
+  uint64_t total = 0;
+  for (const Range& range : ranges)
+    total += range.length; // merged ranges lie inside the file: no overflow
+  return total;
 }
 
 std::string_view sectionName(std::span<const std::byte> names, uint32_t offset) {
@@ -307,7 +321,8 @@ Result<std::vector<Range>> sketchRanges(const ElfFileReader& file, const ElfHead
   auto section = [&](uint64_t index) {
     return sectionAt(header, table->data() + index * header.shentsize);
   };
-  auto addSection = [&](uint64_t index, const Section& s, std::string_view why) {
+  auto addSection = [&](uint64_t index, const Section& s, std::string_view why,
+                        bool symbols = false) {
     if (s.type == SHT_NOBITS || s.size == 0)
       return true;
     if (!fitsInFile(s.offset, s.size, file.size())) {
@@ -316,7 +331,7 @@ Result<std::vector<Range>> sketchRanges(const ElfFileReader& file, const ElfHead
                          " bytes) extends past the end of the file; left out");
       return false;
     }
-    ranges.push_back({s.offset, s.size});
+    ranges.push_back({s.offset, s.size, symbols});
     return true;
   };
 
@@ -345,7 +360,7 @@ Result<std::vector<Range>> sketchRanges(const ElfFileReader& file, const ElfHead
         isWantedSectionType(s.type) || name == ".gnu_debuglink" || name == ".gnu_debugdata";
     if (!wanted)
       continue;
-    if (!addSection(i, s, name.empty() ? "a" : name))
+    if (!addSection(i, s, name.empty() ? "a" : name, s.type != SHT_NOTE))
       continue;
     if (s.type == SHT_NOTE && s.size > 0)
       notes.push_back({s.offset, s.size, s.addralign == 8 ? 8u : 4u});
@@ -362,7 +377,7 @@ Result<std::vector<Range>> sketchRanges(const ElfFileReader& file, const ElfHead
                            " is not SHT_STRTAB; left out");
         continue;
       }
-      addSection(s.link, strings, "string table");
+      addSection(s.link, strings, "string table", true);
     }
   }
   return ranges;
@@ -436,7 +451,21 @@ Result<ModuleSketch> sketchModule(int fd, const ModuleRecord& base, const Sketch
     }
   }
 
-  for (const Range& range : mergeRanges(std::move(*ranges))) {
+  std::vector<Range> merged = mergeRanges(*ranges);
+  if (!sketch.record.embedded && totalLength(merged) > options.max_sketch_bytes) {
+    const uint64_t wanted = totalLength(merged);
+    std::erase_if(*ranges, [](const Range& range) { return range.symbols; });
+    merged = mergeRanges(std::move(*ranges));
+    if (totalLength(merged) > options.max_sketch_bytes)
+      return Error::make(ErrorCode::InvalidArgument,
+                         "sketch would hold " + std::to_string(totalLength(merged)) +
+                             " bytes of headers and notes, more than its budget of " +
+                             std::to_string(options.max_sketch_bytes) + " bytes; left out");
+    local_warnings.push_back(
+        "sketch would hold " + std::to_string(wanted) + " bytes, more than its budget of " +
+        std::to_string(options.max_sketch_bytes) + " bytes; symbol tables left out");
+  }
+  for (const Range& range : merged) {
     auto bytes = file.read(range.offset, range.length, "sketch piece");
     PROCSNAP_TRY(bytes);
     sketch.pieces.push_back({range.offset, std::move(bytes).value()});

@@ -19,9 +19,19 @@ namespace procsnap {
 // is for binaries, and a binary of a gigabyte is already extraordinary.
 inline constexpr uint64_t kDefaultMaxEmbedFileSize = uint64_t{1} << 30;
 
+// Bytes one module's sketch may hold, and all sketches of one archive: a sketch is a few
+// hundred KiB to tens of MiB (libLLVM's symbol tables), and a forged file whose symbol table
+// spans a 512 MiB sparse file must not make the capturer read and hold all of it.
+inline constexpr uint64_t kMaxSketchBytesPerModule = uint64_t{128} << 20;
+inline constexpr uint64_t kMaxSketchBytesPerArchive = uint64_t{512} << 20;
+
 struct SketchOptions {
   bool embed_whole_file = false;                     // one piece: the whole file
   uint64_t max_file_size = kDefaultMaxEmbedFileSize; // larger files are sketched, not embedded
+  // A sketch larger than this leaves out its symbol tables and says so in a warning; when
+  // even the headers, names and notes do not fit, the module gets no sketch (an error).
+  // Not applied to embed_whole_file, which max_file_size bounds.
+  uint64_t max_sketch_bytes = kMaxSketchBytesPerModule;
 };
 
 // Sketches the ELF file open at fd (ELFCLASS32 or ELFCLASS64, little-endian). The record is
@@ -31,7 +41,7 @@ struct SketchOptions {
 // .gnu_debugdata and the bytes of PT_NOTE, PT_DYNAMIC and PT_INTERP (so that readelf -l
 // shows the interpreter), merged into disjoint pieces.
 // A damaged header or header table is an error; a single damaged section or segment is
-// left out and described in warnings (when given).
+// left out and described in warnings (when given), and so are symbol tables over the budget.
 Result<ModuleSketch> sketchModule(int fd, const ModuleRecord& base, const SketchOptions& options,
                                   std::vector<std::string>* warnings = nullptr);
 

@@ -1,6 +1,7 @@
 #include "analyze/cli/error_report.h"
 
 #include "analyze/cli/exit_codes.h"
+#include "common/util/terminal_text.h"
 
 #include <llvm/Support/raw_ostream.h>
 
@@ -13,7 +14,7 @@ int reportError(llvm::Error error) {
 
 int reportError(llvm::StringRef message) {
   llvm::outs().flush();
-  llvm::errs() << "procsnap-analyze: error: " << message << "\n";
+  llvm::errs() << "procsnap-analyze: error: " << procsnap::escapeForTerminal(message) << "\n";
   return kExitError;
 }
 

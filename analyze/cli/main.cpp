@@ -8,13 +8,40 @@
 #include "common/util/version.h"
 
 #include <llvm/Support/CommandLine.h>
+#include <llvm/Support/ErrorHandling.h>
 #include <llvm/Support/InitLLVM.h>
+#include <llvm/Support/Signals.h>
 #include <llvm/Support/raw_ostream.h>
+
+#include <new>
+#include <unistd.h>
 
 using namespace procsnap::analyze;
 
+namespace {
+
+// Out of memory anywhere (ours, the standard library's or LLVM's allocations): one error line
+// and exit 1, never LLVM's default handler's abort with a stack dump. Temporary output files
+// registered for removal on a signal are removed first. Only write(2) and _exit(2) after that:
+// no allocation can succeed now.
+[[noreturn]] void exitOutOfMemory() {
+  llvm::sys::RunInterruptHandlers();
+  static constexpr char kMessage[] = "procsnap-analyze: error: out of memory\n";
+  (void)!::write(STDERR_FILENO, kMessage, sizeof kMessage - 1); // nothing left to do if it fails
+  ::_exit(kExitError);
+}
+
+void installOutOfMemoryHandlers() {
+  std::set_new_handler([] { exitOutOfMemory(); });
+  llvm::install_bad_alloc_error_handler([](void*, const char*, bool) { exitOutOfMemory(); },
+                                        nullptr);
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
   llvm::InitLLVM init(argc, argv);
+  installOutOfMemoryHandlers(); // after InitLLVM, which installs LLVM's aborting one
   // Every command exists, even one that declares no options; --help lists only ours.
   llvm::cl::HideUnrelatedOptions({&commandCategory(), &commonCategory()});
   for (const CommandRow& row : kCommandTable)

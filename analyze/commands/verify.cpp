@@ -8,6 +8,7 @@
 #include "analyze/cli/error_report.h"
 #include "analyze/cli/exit_codes.h"
 #include "common/archive/reader.h"
+#include "common/util/terminal_text.h"
 
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/raw_ostream.h>
@@ -157,7 +158,8 @@ int runVerify(const CommonOptions& options) {
   }
   printer->finish();
   if (!report.ok()) {
-    llvm::errs() << "procsnap-analyze: " << path << ": damaged (" << damageSummary(report) << ")\n";
+    llvm::errs() << "procsnap-analyze: " << escapeForTerminal(path) << ": damaged ("
+                 << damageSummary(report) << ")\n";
     return kExitFindings;
   }
   return kExitOk;

@@ -3,6 +3,7 @@
 #include <llvm/Support/Path.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 namespace procsnap::analyze {
@@ -136,6 +137,15 @@ llvm::Expected<AddressSpace> AddressSpace::build(const Snapshot& snapshot, Modul
     return !metadata.process.exe.empty() && metadata.modules[i].path == metadata.process.exe;
   });
 
+  // The file mappings of each path, in address order, built once: a module takes the ones of
+  // its path, so the build is O((modules + regions) log regions) however many there are.
+  std::map<llvm::StringRef, std::vector<int>> regions_by_path;
+  for (size_t r = 0; r < regions.size(); ++r) {
+    const MapsEntry& map = regions[r].map();
+    if (!map.isPseudo())
+      regions_by_path[map.path].push_back(static_cast<int>(r));
+  }
+
   for (size_t module_index : order) {
     const ModuleRecord& record = metadata.modules[module_index];
     LoadedModule module;
@@ -144,12 +154,16 @@ llvm::Expected<AddressSpace> AddressSpace::build(const Snapshot& snapshot, Modul
     module.name = llvm::sys::path::filename(record.path).str();
     int self = static_cast<int>(space.modules_.size());
     std::vector<MapsEntry> mappings;
-    for (size_t r = 0; r < regions.size(); ++r) {
-      const MapsEntry& map = regions[r].map();
-      if (map.path != record.path || map.isPseudo() || space.module_of_region_[r] >= 0)
-        continue;
-      module.region_indices.push_back(static_cast<int>(r));
-      mappings.push_back(map);
+    // The first module of a path takes every mapping of it not already taken (as the .bss
+    // mapping of an earlier module); later records of the same path find none left.
+    if (auto same_path = regions_by_path.find(record.path); same_path != regions_by_path.end()) {
+      for (int r : same_path->second) {
+        if (space.module_of_region_[static_cast<size_t>(r)] >= 0)
+          continue;
+        module.region_indices.push_back(r);
+        mappings.push_back(regions[static_cast<size_t>(r)].map());
+      }
+      regions_by_path.erase(same_path);
     }
     module.located = locator.locate(module_index);
     if (module.elf())

@@ -31,6 +31,12 @@ std::string buildIdPath(llvm::StringRef dir, llvm::StringRef build_id) {
   return std::string(path);
 }
 
+// What identifies a module's file: records that agree on it describe the same bytes.
+std::string fileKey(const ModuleRecord& record) {
+  return record.path + '\0' + record.build_id + '\0' + std::to_string(record.file_size) +
+         (record.embedded ? "\0embedded" : "");
+}
+
 } // namespace
 
 const ElfSymbol* LocatedModule::symbolAt(uint64_t vaddr) const {
@@ -64,10 +70,16 @@ ModuleLocator::ModuleLocator(const Snapshot& snapshot, LocatorOptions options, W
 ModuleLocator::~ModuleLocator() = default;
 
 const LocatedModule* ModuleLocator::locate(size_t module_index) {
-  auto it = cache_.find(module_index);
-  if (it == cache_.end())
-    it = cache_.emplace(module_index, find(module_index)).first;
-  return it->second.get();
+  if (auto it = by_index_.find(module_index); it != by_index_.end())
+    return it->second;
+  const auto& modules = snapshot_.metadata().modules;
+  if (module_index >= modules.size())
+    return nullptr;
+  const std::string key = fileKey(modules[module_index]);
+  auto file = by_file_.find(key);
+  if (file == by_file_.end())
+    file = by_file_.emplace(key, find(module_index)).first;
+  return by_index_.emplace(module_index, file->second.get()).first->second;
 }
 
 std::string ModuleLocator::findDebugFile(const std::string& build_id) const {

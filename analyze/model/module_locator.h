@@ -5,8 +5,9 @@
 //   4. debug directories by build-id: DIR/.build-id/xx/rest.debug ("debug-dir").
 // Separately it looks for a file with DWARF (for file:line): the found file when it has
 // .debug_info, else DIR/.build-id/xx/rest.debug in the debug directories.
-// Results are cached: each module is located once. A module that cannot be found gives one
-// warning and nullptr; commands then print "<?>".
+// Results are cached per file: module records naming the same file (path, build-id and size)
+// share one located module, so each file is located and parsed once however many records
+// name it. A file that cannot be found gives one warning and nullptr; commands print "<?>".
 #pragma once
 
 #include "analyze/model/elf_module.h"
@@ -65,7 +66,8 @@ private:
   const Snapshot& snapshot_;
   LocatorOptions options_;
   WarningHandler warn_;
-  std::map<size_t, std::unique_ptr<LocatedModule>> cache_; // null entries: not found
+  std::map<size_t, const LocatedModule*> by_index_;               // null: not found
+  std::map<std::string, std::unique_ptr<LocatedModule>> by_file_; // by fileKey(); null: not found
 };
 
 } // namespace procsnap::analyze

@@ -85,9 +85,11 @@ struct ContentDigests {
 struct OpenOptions {
   // Open damaged or truncated sources by scanning what is intact (archives: OpenMode::Salvage).
   bool salvage = false;
-  // Decompressed chunks kept for reuse. Each is about 1 MiB, so this bounds the memory a
-  // command spends on caching whatever the snapshot's size.
-  size_t chunk_cache_entries = 8;
+  // Bytes of decompressed chunks kept for reuse: bounds the memory a command spends on
+  // caching whatever the snapshot's size and whatever its chunks' sizes (1 MiB from the
+  // capturer, up to 64 MiB allowed). The chunk being read is kept even when it alone is
+  // larger.
+  uint64_t chunk_cache_bytes = 16ull << 20;
   // Where ELF cores look for the module files whose pages they leave out (docs/CORES.md):
   // the original path (unless use_original_paths is false), sysroot + path, and
   // DIR/.build-id/xx/rest for each debug dir; each candidate's build-id must match.

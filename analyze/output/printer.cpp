@@ -1,5 +1,7 @@
 #include "analyze/output/printer.h"
 
+#include "common/util/terminal_text.h"
+
 #include <llvm/Support/Format.h>
 #include <llvm/Support/JSON.h>
 
@@ -26,7 +28,7 @@ void Printer::warn(llvm::StringRef message) {
   if (!warned_.insert(message).second)
     return;
   warnings_.push_back(message.str());
-  errs_ << "procsnap-analyze: warning: " << message << "\n";
+  errs_ << "procsnap-analyze: warning: " << escapeForTerminal(message) << "\n";
   errs_.flush();
 }
 
@@ -144,7 +146,7 @@ public:
     for (const auto& row : table.rows()) {
       std::vector<std::string> cells;
       for (size_t c = 0; c < columns.size(); ++c) {
-        cells.push_back(cellText(row[c], columns[c]));
+        cells.push_back(escapeForTerminal(cellText(row[c], columns[c])));
         widths[c] = std::max(widths[c], cells.back().size());
       }
       texts.push_back(std::move(cells));
@@ -202,7 +204,9 @@ private:
       frames_.pop_back();
   }
 
-  void line(const std::string& text) {
+  // Every text line but a table's ends here: the one place input text is escaped.
+  void line(const std::string& raw) {
+    const std::string text = escapeForTerminal(raw);
     if (!frames_.empty() && frames_.back().dash_pending) {
       frames_.back().dash_pending = false;
       os_.indent(indent() - 2) << "- " << text << "\n";

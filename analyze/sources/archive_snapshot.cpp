@@ -85,7 +85,7 @@ llvm::Expected<std::unique_ptr<ArchiveSnapshot>> ArchiveSnapshot::open(llvm::Str
 ArchiveSnapshot::ArchiveSnapshot(std::string path, std::unique_ptr<ArchiveReader> reader,
                                  const OpenOptions& options)
     : path_(std::move(path)), reader_(std::move(reader)),
-      cache_capacity_(std::max<size_t>(1, options.chunk_cache_entries)) {}
+      cache_capacity_(options.chunk_cache_bytes) {}
 
 ArchiveSnapshot::~ArchiveSnapshot() = default;
 
@@ -106,8 +106,13 @@ llvm::Expected<const std::vector<uint8_t>*> ArchiveSnapshot::chunkBytes(size_t c
                                    "chunk at 0x%llx claims %u bytes",
                                    static_cast<unsigned long long>(chunk.address), chunk.size);
   CachedChunk entry;
-  if (cache_.size() >= cache_capacity_) {
-    entry = std::move(cache_.back()); // reuse the evicted buffer
+  while (!cache_.empty() && cache_bytes_ + chunk.size > cache_capacity_) {
+    cache_bytes_ -= cache_.back().bytes.capacity();
+    // Reuse an evicted buffer of about the right size; a much larger one is freed, or one
+    // 64 MiB chunk would keep 64 MiB behind every later 1 MiB one.
+    if (cache_.back().bytes.capacity() >= chunk.size &&
+        cache_.back().bytes.capacity() <= 2 * static_cast<uint64_t>(chunk.size))
+      entry = std::move(cache_.back());
     cache_.pop_back();
   }
   entry.chunk_index = chunk_index;
@@ -119,6 +124,7 @@ llvm::Expected<const std::vector<uint8_t>*> ArchiveSnapshot::chunkBytes(size_t c
                                    path_.c_str(), static_cast<unsigned long long>(chunk.address),
                                    result.error().message.c_str());
   ++chunks_decompressed_;
+  cache_bytes_ += entry.bytes.capacity();
   cache_.push_front(std::move(entry));
   return &cache_.front().bytes;
 }

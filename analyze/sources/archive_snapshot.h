@@ -1,6 +1,6 @@
 // Snapshot over a .psnap archive (common/archive/reader.h): decompresses only the chunks a
-// read touches and keeps a small LRU of them, so memory stays bounded whatever the archive's
-// size.
+// read touches and keeps an LRU of them bounded in bytes, so memory stays bounded whatever the
+// archive's size.
 #pragma once
 
 #include "analyze/model/snapshot.h"
@@ -53,8 +53,9 @@ private:
 
   std::string path_;
   std::unique_ptr<ArchiveReader> reader_;
-  size_t cache_capacity_;
+  uint64_t cache_capacity_;              // bytes
   mutable std::list<CachedChunk> cache_; // most recently used first
+  mutable uint64_t cache_bytes_ = 0;     // capacity of the cached buffers
   mutable uint64_t chunks_decompressed_ = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <boost/iostreams/filter/gzip.hpp>
 #include <boost/iostreams/filter/lzma.hpp>
 #include <boost/iostreams/filtering_stream.hpp>
+#include <llvm/BinaryFormat/ELF.h>
 #include <llvm/Support/FormatVariadic.h>
 #include <lz4frame.h>
 #include <zstd.h>
@@ -13,8 +14,10 @@
 #include <cstring>
 #include <exception>
 #include <fcntl.h>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <system_error>
 #include <unistd.h>
 #include <vector>
@@ -53,10 +56,19 @@ private:
 };
 
 // Where decompressed bytes go: an unlinked temporary file (it vanishes with its descriptor,
-// whatever happens to the process), with a cap on its size.
+// whatever happens to the process), with a cap on its size: the caller's limit, what the
+// file system holding it has free (less a reserve), and, once the ELF and program headers are
+// in, what the core declares (its last segment, note or section header table ends the file).
+// A 33 KB bomb then stops at the size its headers claim, not at the disk's end.
 class TemporarySink final {
 public:
-  TemporarySink(int fd, uint64_t limit) : fd_(fd), limit_(limit) {}
+  TemporarySink(int fd, uint64_t limit) : fd_(fd), limit_(limit) {
+    struct statvfs disk {};
+    if (::fstatvfs(fd, &disk) == 0) {
+      const uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
+      disk_limit_ = free_bytes > kDiskReserveBytes ? free_bytes - kDiskReserveBytes : 0;
+    }
+  }
 
   // Appends bytes; an error names the path of the compressed source.
   llvm::Error write(llvm::StringRef source_path, const void* data, size_t size) {
@@ -65,6 +77,19 @@ public:
                                                  "decompress it yourself",
                                                  limit_)
                                        .str());
+    if (size > disk_limit_ - std::min(disk_limit_, written_))
+      return errorFor(source_path,
+                      llvm::formatv("decompresses to more than the {0} bytes free for its "
+                                    "temporary copy in $TMPDIR; decompress it yourself or set "
+                                    "TMPDIR to a larger file system",
+                                    disk_limit_)
+                          .str());
+    if (declared_size_ && size > *declared_size_ - std::min(*declared_size_, written_))
+      return errorFor(source_path,
+                      llvm::formatv("decompresses to more than the {0} bytes its ELF headers "
+                                    "declare",
+                                    *declared_size_)
+                          .str());
     const char* cursor = static_cast<const char*>(data);
     size_t left = size;
     while (left > 0) {
@@ -78,13 +103,80 @@ public:
       left -= static_cast<size_t>(done);
     }
     written_ += size;
+    if (!declared_size_ && !headers_unusable_)
+      learnDeclaredSize();
     return llvm::Error::success();
   }
   uint64_t written() const { return written_; }
 
 private:
+  // Keeps this much of the temporary directory's file system free for everyone else.
+  static constexpr uint64_t kDiskReserveBytes = uint64_t{256} << 20;
+
+  // Reads back the ELF header and program headers once they are written, and sets
+  // declared_size_ to the end of the last thing they place in the file. A file that is not a
+  // 64-bit ELF file gets no such cap (the core parser rejects it afterwards anyway).
+  void learnDeclaredSize() {
+    llvm::ELF::Elf64_Ehdr header;
+    if (written_ < sizeof header)
+      return;
+    if (::pread(fd_, &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header) ||
+        std::memcmp(header.e_ident, llvm::ELF::ElfMagic, 4) != 0 ||
+        header.e_ident[llvm::ELF::EI_CLASS] != llvm::ELF::ELFCLASS64 ||
+        header.e_phentsize != sizeof(llvm::ELF::Elf64_Phdr)) {
+      headers_unusable_ = true;
+      return;
+    }
+    uint64_t count = header.e_phnum;
+    uint64_t end = header.e_shoff + uint64_t{header.e_shnum} * header.e_shentsize;
+    if (count == kExtendedNumbering) { // the real count is in section header 0's sh_info
+      llvm::ELF::Elf64_Shdr first;
+      if (header.e_shoff > written_ || written_ - header.e_shoff < sizeof first)
+        return; // not written yet
+      if (::pread(fd_, &first, sizeof first, static_cast<off_t>(header.e_shoff)) !=
+          static_cast<ssize_t>(sizeof first)) {
+        headers_unusable_ = true;
+        return;
+      }
+      count = first.sh_info;
+      end = std::max<uint64_t>(end, header.e_shoff + sizeof first);
+    }
+    if (count > kMaxProgramHeaders) {
+      headers_unusable_ = true;
+      return;
+    }
+    const uint64_t table_bytes = count * sizeof(llvm::ELF::Elf64_Phdr);
+    if (header.e_phoff > written_ || written_ - header.e_phoff < table_bytes)
+      return; // not written yet
+    std::vector<llvm::ELF::Elf64_Phdr> table(static_cast<size_t>(count));
+    if (::pread(fd_, table.data(), table_bytes, static_cast<off_t>(header.e_phoff)) !=
+        static_cast<ssize_t>(table_bytes)) {
+      headers_unusable_ = true;
+      return;
+    }
+    end = std::max(end, header.e_phoff + table_bytes);
+    for (const llvm::ELF::Elf64_Phdr& segment : table) {
+      if (segment.p_offset + segment.p_filesz < segment.p_offset) {
+        headers_unusable_ = true; // wraps: the parser will say so
+        return;
+      }
+      end = std::max(end, segment.p_offset + segment.p_filesz);
+    }
+    // Tools may pad a core to a page; more than that is not in any segment.
+    declared_size_ = end + kPageSlackBytes;
+  }
+
+  static constexpr uint64_t kPageSlackBytes = 64 * 1024;
+  // e_phnum when the real count is in section header 0 (PN_XNUM in <elf.h>).
+  static constexpr uint64_t kExtendedNumbering = 0xffff;
+  // More program headers than this are not read back (the core parser has its own limit).
+  static constexpr uint64_t kMaxProgramHeaders = uint64_t{1} << 22;
+
   int fd_;
   uint64_t limit_;
+  uint64_t disk_limit_ = UINT64_MAX;
+  std::optional<uint64_t> declared_size_;
+  bool headers_unusable_ = false;
   uint64_t written_ = 0;
 };
 

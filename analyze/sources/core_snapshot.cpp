@@ -1,5 +1,7 @@
 #include "analyze/sources/core_snapshot.h"
 
+#include "common/util/terminal_text.h"
+
 #include "analyze/model/elf_module.h" // summarizeElfFile
 #include "analyze/sources/core_notes.h"
 
@@ -165,7 +167,7 @@ private:
 
   void warn(std::string message) {
     if (metadata_.warnings.size() < kMaxWarnings)
-      metadata_.warnings.push_back(std::move(message));
+      metadata_.warnings.push_back(escapeForTerminal(message)); // they quote NT_FILE names
     else if (metadata_.warnings.size() == kMaxWarnings)
       metadata_.warnings.push_back("more warnings left out");
   }

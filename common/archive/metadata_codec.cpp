@@ -238,6 +238,14 @@ public:
     throw DecodeError{std::move(path)};
   }
 
+  // Charges bytes of decoded records against the document's budget (kMaxDecodedDocumentBytes).
+  void charge(uint64_t bytes) {
+    if (bytes > budget_left_)
+      fail("decoded records would take more than " +
+           std::to_string(kMaxDecodedDocumentBytes >> 20) + " MiB (the limit per document)");
+    budget_left_ -= bytes;
+  }
+
   [[noreturn]] void syntax() const {
     throw DecodeError{"invalid json at byte " + std::to_string(p_ - begin_)};
   }
@@ -310,6 +318,7 @@ public:
       fail("expected a string");
     std::string out;
     readStringInto(out);
+    charge(out.size());
     return out;
   }
 
@@ -418,6 +427,8 @@ public:
   }
 
 private:
+  uint64_t budget_left_ = kMaxDecodedDocumentBytes;
+
   struct Segment {
     std::string key;
     size_t index = 0;
@@ -635,6 +646,7 @@ std::vector<std::byte> readBytes(JsonCursor& c) {
   if (c.peek() != '"')
     c.fail("expected a hex string");
   const std::string raw = fromHex(c, c.readString());
+  c.charge(raw.size());
   std::vector<std::byte> out(raw.size());
   if (!raw.empty()) // memcpy must not get the null data() of an empty vector
     std::memcpy(out.data(), raw.data(), raw.size());
@@ -681,6 +693,19 @@ template <typename Fn> void tuple(JsonCursor& c, size_t size, Fn fn) {
 template <typename Fn> void list(JsonCursor& c, Fn fn) {
   if (!c.takeNull())
     c.forElements(fn);
+}
+
+// Appends an element to a decoded vector, charged to the document's budget. A vector may
+// reserve up to twice what it holds, so each element is charged twice its size.
+template <typename Vector> auto& grow(JsonCursor& c, Vector& v) {
+  c.charge(2 * sizeof(typename Vector::value_type));
+  return v.emplace_back();
+}
+
+// Fails when a list would hold more than limit elements.
+void checkCount(JsonCursor& c, size_t index, uint64_t limit, std::string_view what) {
+  if (index >= limit)
+    c.fail("more than " + std::to_string(limit) + " " + std::string(what) + " (the limit)");
 }
 
 // An object: fn(key) reads each member; null reads as empty.
@@ -764,19 +789,19 @@ ProcessInfo decodeProcess(JsonCursor& c) {
     else if (key == "cwd")
       field(c, p.cwd);
     else if (key == "cmdline")
-      list(c, [&](size_t) { p.cmdline.push_back(readText(c)); });
+      list(c, [&](size_t) { grow(c, p.cmdline) = readText(c); });
     else if (key == "environ") {
       p.has_environ = !c.takeNull();
       if (p.has_environ)
-        c.forElements([&](size_t) { p.environ.push_back(readText(c)); });
+        c.forElements([&](size_t) { grow(c, p.environ) = readText(c); });
     } else if (key == "status")
       list(c, [&](size_t) {
-        auto& entry = p.status.emplace_back();
+        auto& entry = grow(c, p.status);
         tuple(c, 2, [&](size_t i) { (i == 0 ? entry.first : entry.second) = readText(c); });
       });
     else if (key == "auxv")
       list(c, [&](size_t) {
-        auto& entry = p.auxv.emplace_back();
+        auto& entry = grow(c, p.auxv);
         tuple(c, 2, [&](size_t i) {
           if (i == 0)
             entry.type = c.readU64();
@@ -793,7 +818,7 @@ ProcessInfo decodeProcess(JsonCursor& c) {
     else if (key == "gid")
       readIds(c, p.gid);
     else if (key == "groups")
-      list(c, [&](size_t) { p.groups.push_back(readU32(c)); });
+      list(c, [&](size_t) { grow(c, p.groups) = readU32(c); });
     else
       c.skipValue();
   });
@@ -868,7 +893,7 @@ RegionRecord decodeRegion(JsonCursor& c) {
       r.kind = *parsed;
     } else if (key == "smaps") {
       list(c, [&](size_t) {
-        auto& entry = r.smaps.fields.emplace_back();
+        auto& entry = grow(c, r.smaps.fields);
         tuple(c, 2, [&](size_t i) {
           if (i == 0)
             entry.first = readText(c);
@@ -877,10 +902,10 @@ RegionRecord decodeRegion(JsonCursor& c) {
         });
       });
     } else if (key == "vm_flags") {
-      list(c, [&](size_t) { r.smaps.vm_flags.push_back(readText(c)); });
+      list(c, [&](size_t) { grow(c, r.smaps.vm_flags) = readText(c); });
     } else if (key == "pages") {
       list(c, [&](size_t) {
-        PageRun& run = r.pages.emplace_back();
+        PageRun& run = grow(c, r.pages);
         tuple(c, 3, [&](size_t i) {
           if (i == 0) {
             run.start = readAddress(c);
@@ -932,7 +957,7 @@ ThreadRecord decodeThread(JsonCursor& c) {
       field(c, t.sp, readAddress);
     else if (key == "register_sets")
       list(c, [&](size_t) {
-        RegisterSet& set = t.register_sets.emplace_back();
+        RegisterSet& set = grow(c, t.register_sets);
         object(c, [&](std::string_view member) {
           if (member == "note_type")
             field(c, set.note_type);
@@ -1013,7 +1038,9 @@ Result<SnapshotMetadata> decodeMetadata(std::string_view document) {
       } else if (key == "host") {
         m.host = decodeHost(c);
       } else if (key == "regions") {
-        list(c, [&](size_t) {
+        list(c, [&](size_t index) {
+          checkCount(c, index, kMaxRegions, "regions");
+          c.charge(2 * sizeof(RegionRecord));
           RegionRecord region;
           try {
             region = decodeRegion(c);
@@ -1026,13 +1053,19 @@ Result<SnapshotMetadata> decodeMetadata(std::string_view document) {
           m.regions.push_back(std::move(region));
         });
       } else if (key == "threads") {
-        list(c, [&](size_t) { m.threads.push_back(decodeThread(c)); });
+        list(c, [&](size_t index) {
+          checkCount(c, index, kMaxThreads, "threads");
+          grow(c, m.threads) = decodeThread(c);
+        });
       } else if (key == "modules") {
-        list(c, [&](size_t) { m.modules.push_back(decodeModuleRecord(c)); });
+        list(c, [&](size_t index) {
+          checkCount(c, index, kMaxModules, "modules");
+          grow(c, m.modules) = decodeModuleRecord(c);
+        });
       } else if (key == "stats") {
         m.stats = decodeStats(c);
       } else if (key == "warnings") {
-        list(c, [&](size_t) { m.warnings.push_back(readText(c)); });
+        list(c, [&](size_t) { grow(c, m.warnings) = readText(c); });
       } else {
         c.skipValue();
       }
@@ -1099,8 +1132,9 @@ Result<ModuleBlockHead> decodeModuleHead(std::string_view document) {
       } else if (key == "file_size") {
         field(c, head.file_size);
       } else if (key == "pieces") {
-        list(c, [&](size_t) {
-          auto& piece = head.pieces.emplace_back();
+        list(c, [&](size_t index) {
+          checkCount(c, index, kMaxModulePieces, "pieces");
+          auto& piece = grow(c, head.pieces);
           tuple(c, 2, [&](size_t i) { (i == 0 ? piece.first : piece.second) = c.readU64(); });
         });
       } else {

@@ -15,6 +15,22 @@ namespace procsnap {
 // Version of the metadata document ("metadata_version"); a decoder refuses newer ones.
 inline constexpr uint32_t kMetadataVersion = 1;
 
+// Limits on what one decoded document may cost, by what its records take in memory rather
+// than by the size of their text: a 3-byte "{}" decodes into a ~150-byte record, so a 256 MiB
+// document (docs/FORMAT.md) could otherwise grow past a gigabyte. Every element stored while
+// decoding is charged its sizeof plus the bytes of its strings; a document that charges more
+// than kMaxDecodedDocumentBytes is refused. A real process near the kernel's default
+// vm.max_map_count (65530 regions, each with its smaps fields) charges about 60 MiB.
+inline constexpr uint64_t kMaxDecodedDocumentBytes = 160ull << 20;
+// Counts no real process reaches: 16 x the default vm.max_map_count of regions, a mapped
+// file per default-limit region, and more threads than the default threads-max of a 64 GiB
+// host allows one process.
+inline constexpr uint64_t kMaxRegions = 1u << 20;
+inline constexpr uint64_t kMaxModules = 1u << 16;
+inline constexpr uint64_t kMaxThreads = 1u << 18;
+// Sketch pieces in one module head (a sketch has a few per section and symbol table).
+inline constexpr uint64_t kMaxModulePieces = 1u << 18;
+
 std::string encodeMetadata(const SnapshotMetadata& metadata);
 Result<SnapshotMetadata> decodeMetadata(std::string_view json);
 

@@ -817,6 +817,14 @@ Result<void> ArchiveReader::readChunk(const ChunkInfo& chunk, std::span<std::byt
   const auto frame = payload.subspan(format::kChunkPrefixSize);
   if (ZSTD_getFrameContentSize(frame.data(), frame.size()) != chunk.size)
     return corrupt(what + ": zstd frame does not declare the chunk's size");
+  // ZSTD_decompressDCtx would also decompress (or skip) frames after the first: the format
+  // holds exactly one frame per chunk, so anything after it is damage or smuggled bytes.
+  const size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_size))
+    return corrupt(what + ": cannot decompress: " + ZSTD_getErrorName(frame_size));
+  if (frame_size != frame.size())
+    return corrupt(what + ": " + std::to_string(frame.size() - frame_size) +
+                   " bytes after the chunk's zstd frame");
   ZSTD_DCtx* dctx = threadDCtx();
   if (!dctx)
     return Error::make(ErrorCode::Generic, "cannot create a zstd decompression context");
@@ -897,6 +905,8 @@ VerifyReport ArchiveReader::verify(const std::function<void(uint64_t, uint64_t)>
   std::optional<uint64_t> trailer_offset;
   uint64_t next_progress = kProgressInterval;
   std::vector<std::byte> buffer;
+  std::vector<ChunkInfo> walked_chunks; // every chunk block that decodes, in file order
+  bool have_metadata = false;
 
   auto damaged = [&](uint64_t offset, uint16_t type, uint64_t size, std::string problem) {
     if (report.blocks_damaged == 0 && report.intact_prefix == s.map.size)
@@ -954,6 +964,11 @@ VerifyReport ArchiveReader::verify(const std::function<void(uint64_t, uint64_t)>
         problem = "chunk has an impossible size " + std::to_string(prefix.size);
         break;
       }
+      if (prefix.address + prefix.size < prefix.address) {
+        problem = "chunk at " + hex(prefix.address) + " runs past the end of the address space";
+        break;
+      }
+      walked_chunks.push_back({prefix.address, prefix.size, prefix.content_hash, step.offset, 0});
       buffer.resize(prefix.size);
       ChunkInfo info{prefix.address, prefix.size, prefix.content_hash, step.offset,
                      data.size() - format::kChunkPrefixSize};
@@ -965,6 +980,7 @@ VerifyReport ArchiveReader::verify(const std::function<void(uint64_t, uint64_t)>
     }
     case BlockType::Metadata:
       problem = checkDocument(data, "metadata", entry, decodeMetadata);
+      have_metadata = true;
       break;
     case BlockType::Stats:
       problem = checkDocument(data, "stats", entry, decodeStatsBlock);
@@ -1009,6 +1025,29 @@ VerifyReport ArchiveReader::verify(const std::function<void(uint64_t, uint64_t)>
     return true;
   });
 
+  // Chunks must be disjoint: open refuses an index whose chunks overlap, and two blocks for
+  // the same address (a duplicated chunk) would make the content depend on which one is read.
+  std::stable_sort(walked_chunks.begin(), walked_chunks.end(),
+                   [](const ChunkInfo& a, const ChunkInfo& b) { return a.address < b.address; });
+  for (size_t i = 1, last = 0; i < walked_chunks.size(); ++i) {
+    const ChunkInfo& before = walked_chunks[last];
+    const ChunkInfo& chunk = walked_chunks[i];
+    if (chunk.address >= before.address + before.size) {
+      last = i;
+      continue;
+    }
+    const bool duplicate = chunk.address == before.address && chunk.size == before.size &&
+                           chunk.content_hash == before.content_hash;
+    if (report.blocks_intact > 0)
+      --report.blocks_intact;
+    damaged(chunk.block_offset, static_cast<uint16_t>(BlockType::Chunk), 0,
+            "chunk at " + hex(chunk.address) +
+                (duplicate ? " duplicates the chunk block at " : " overlaps the chunk block at ") +
+                hex(before.block_offset));
+  }
+  if (!have_metadata)
+    damaged(0, static_cast<uint16_t>(BlockType::Metadata), 0, "archive has no metadata block");
+
   // The trailer must be the last 32 bytes and point at the index just before it.
   if (trailer_offset && *trailer_offset + format::kTrailerSize == s.map.size) {
     const auto trailer = format::decodeTrailer(s.map.data + *trailer_offset);
@@ -1042,6 +1081,17 @@ VerifyReport ArchiveReader::verify(const std::function<void(uint64_t, uint64_t)>
     if (!same)
       damaged(*index_offset, static_cast<uint16_t>(BlockType::Index), 0,
               "index does not match the blocks in the file");
+  }
+  // Whatever else a strict open checks (index entries against the blocks, module heads,
+  // stats, the redaction manifest) verify checks too: an archive open refuses is never intact.
+  if (report.ok()) {
+    State strict;
+    strict.path = s.path;
+    strict.map = s.map;
+    auto opened = strict.openFromTrailer();
+    strict.map = Mapping{}; // borrowed: s unmaps it
+    if (!opened.ok())
+      damaged(0, 0, 0, "a strict open refuses the archive: " + opened.error().message);
   }
   if (progress)
     progress(s.map.size, s.map.size);

@@ -2,6 +2,8 @@
 // into llvm::Error at its boundary). No exceptions cross a module boundary.
 #pragma once
 
+#include "common/util/terminal_text.h"
+
 #include <string>
 #include <utility>
 #include <variant>
@@ -29,7 +31,12 @@ struct Error {
   ErrorCode code = ErrorCode::Generic;
   std::string message; // lowercase, no final period, one line
 
-  static Error make(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+  // Messages quote paths, /proc text and archive strings: escaped here, once for all of
+  // common/ and capture/, so every message is one line with no control character.
+  static Error make(ErrorCode code, std::string message) {
+    return Error{code,
+                 needsTerminalEscape(message) ? escapeForTerminal(message) : std::move(message)};
+  }
 };
 
 // Result<T> holds a T or an Error. Result<void> holds nothing or an Error.

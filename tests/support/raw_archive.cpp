@@ -39,7 +39,8 @@ format::IndexEntry& RawArchive::addDocument(format::BlockType type, std::string_
   return add(type, format::kBlockFlagZstdPayload, frame, json.size());
 }
 
-format::IndexEntry& RawArchive::addChunk(uint64_t address, std::span<const std::byte> memory) {
+format::IndexEntry& RawArchive::addChunk(uint64_t address, std::span<const std::byte> memory,
+                                         std::span<const std::byte> after_frame) {
   ChunkCompressor compressor(1);
   auto chunk = compressor.compress(0, memory); // any address: the prefix says which
   if (!chunk.ok()) {
@@ -49,6 +50,7 @@ format::IndexEntry& RawArchive::addChunk(uint64_t address, std::span<const std::
   std::vector<std::byte> payload(format::kChunkPrefixSize);
   format::encodeChunkPrefix({address, chunk->size, 0, chunk->content_hash}, payload.data());
   payload.insert(payload.end(), chunk->frame.begin(), chunk->frame.end());
+  payload.insert(payload.end(), after_frame.begin(), after_frame.end());
   format::IndexEntry& entry = add(format::BlockType::Chunk, 0, payload, chunk->size);
   entry.address = address;
   entry.content_hash = chunk->content_hash;

@@ -23,8 +23,10 @@ public:
                           std::span<const std::byte> payload, uint64_t uncompressed_size = 0);
   // A zstd-compressed JSON document (METADATA, STATS, ...).
   format::IndexEntry& addDocument(format::BlockType type, std::string_view json);
-  // A chunk of memory at address, compressed as the writer does.
-  format::IndexEntry& addChunk(uint64_t address, std::span<const std::byte> memory);
+  // A chunk of memory at address, compressed as the writer does; after_frame is appended to
+  // the payload after the zstd frame (a smuggled skippable frame, say).
+  format::IndexEntry& addChunk(uint64_t address, std::span<const std::byte> memory,
+                               std::span<const std::byte> after_frame = {});
 
   // The whole archive: the blocks, then the index (declaring count_override entries when set)
   // and the trailer.

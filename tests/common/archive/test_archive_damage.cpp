@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include <cstring>
+#include <functional>
 #include <random>
 
 namespace procsnap {
@@ -415,6 +416,65 @@ TEST(ArchiveHostile, SalvageResyncsAfterAForgedHugeBlock) {
   EXPECT_FALSE(report.ok());
   ASSERT_FALSE(report.damaged.empty());
   EXPECT_EQ(report.damaged[0].offset, at);
+}
+
+} // namespace
+} // namespace procsnap
+
+namespace procsnap {
+namespace {
+
+// Issue 13: verify runs every check strict open runs. Each forged archive here (checksums all
+// hold) is refused by a strict open and reported damaged by verify, which opens in salvage
+// mode; before, verify said "intact" to all four.
+TEST(ArchiveHostile, VerifyRefusesWhatStrictOpenRefuses) {
+  const std::string metadata = encodeMetadata(test::syntheticMetadata());
+  const Bytes page(4096, std::byte{7});
+  // A skippable zstd frame (magic 0x184d2a50, 4 bytes of content) after the chunk's frame.
+  const Bytes skippable = {std::byte{0x50}, std::byte{0x2a}, std::byte{0x4d}, std::byte{0x18},
+                           std::byte{4},    std::byte{0},    std::byte{0},    std::byte{0},
+                           std::byte{'h'},  std::byte{'i'},  std::byte{'d'},  std::byte{'e'}};
+  struct Case {
+    std::string name;
+    std::function<void(RawArchive&)> add_chunks;
+  };
+  const Case cases[] = {
+      {"overlapping chunks",
+       [&](RawArchive& raw) {
+         raw.addChunk(0x1000, page);
+         raw.addChunk(0x1800, page);
+       }},
+      {"duplicated chunk",
+       [&](RawArchive& raw) {
+         raw.addChunk(0x1000, page);
+         raw.addChunk(0x1000, page);
+       }},
+      {"wrapping address", [&](RawArchive& raw) { raw.addChunk(0xfffffffffffff800, page); }},
+      {"trailing skippable frame", [&](RawArchive& raw) { raw.addChunk(0x1000, page, skippable); }},
+  };
+  auto dir = TempDir::create("archive-verify-strict");
+  ASSERT_TRUE(dir.ok());
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    RawArchive raw;
+    raw.addDocument(format::BlockType::Metadata, metadata);
+    c.add_chunks(raw);
+    const std::string path = dir->file("forged.psnap");
+    ASSERT_TRUE(test::writeFileBytes(path, raw.finish()).ok());
+    auto strict = ArchiveReader::open(path);
+    if (strict.ok()) { // open is lazy about chunk contents: reading the chunk must fail
+      Bytes out(4096);
+      ASSERT_FALSE((*strict)->chunks().empty());
+      EXPECT_FALSE((*strict)->readChunk((*strict)->chunks()[0], out).ok());
+    }
+    auto salvaged = ArchiveReader::open(path, OpenMode::Salvage);
+    ASSERT_TRUE(salvaged.ok()) << salvaged.error().message;
+    const VerifyReport report = (*salvaged)->verify();
+    EXPECT_FALSE(report.ok());
+    ASSERT_FALSE(report.damaged.empty());
+    for (const auto& damage : report.damaged)
+      EXPECT_EQ(damage.problem.find('\n'), std::string::npos);
+  }
 }
 
 } // namespace

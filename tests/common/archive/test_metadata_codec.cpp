@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <random>
 
 namespace procsnap {
@@ -368,6 +370,81 @@ TEST(PageState, NamesRoundTrip) {
   }
   EXPECT_EQ(toString(PageState::NotPresent), "not-present");
   EXPECT_FALSE(pageStateFromString("Stored").has_value());
+}
+
+} // namespace
+} // namespace procsnap
+
+namespace procsnap {
+namespace {
+
+// count copies of element, comma-separated, in a JSON array.
+std::string manyElements(std::string_view element, size_t count) {
+  std::string out = "[";
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0)
+      out += ',';
+    out += element;
+  }
+  return out + "]";
+}
+
+// count one-page regions one after another.
+std::string manyRegions(size_t count) {
+  std::string out = "{\"regions\": [";
+  char region[80];
+  for (size_t i = 0; i < count; ++i) {
+    std::snprintf(region, sizeof region, "%s{\"start\":\"0x%zx\",\"end\":\"0x%zx\"}",
+                  i > 0 ? "," : "", (i + 1) << 12, (i + 2) << 12);
+    out += region;
+  }
+  return out + "]}";
+}
+
+// Issue 13: a few bytes per record in the document must not buy unbounded memory. Each list
+// one past its cap is refused with a message naming the cap; the cap itself is accepted.
+TEST(MetadataCodec, CapsModulesThreadsAndRegions) {
+  auto modules = decodeMetadata("{\"modules\": " + manyElements("{}", kMaxModules) + "}");
+  ASSERT_TRUE(modules.ok()) << modules.error().message;
+  EXPECT_EQ(modules->modules.size(), kMaxModules);
+  struct Case {
+    std::string json;
+    std::string message_part;
+  };
+  const Case cases[] = {
+      {"{\"modules\": " + manyElements("{}", kMaxModules + 1) + "}",
+       "more than " + std::to_string(kMaxModules) + " modules (the limit)"},
+      {"{\"threads\": " + manyElements("{}", kMaxThreads + 1) + "}",
+       "more than " + std::to_string(kMaxThreads) + " threads (the limit)"},
+      {manyRegions(std::min<uint64_t>(kMaxRegions + 1,
+                                      kMaxDecodedDocumentBytes / (2 * sizeof(RegionRecord)) + 1)),
+       "(the limit"},
+  };
+  for (const Case& c : cases) {
+    auto decoded = decodeMetadata(c.json);
+    ASSERT_FALSE(decoded.ok());
+    EXPECT_EQ(decoded.error().code, ErrorCode::Malformed);
+    EXPECT_NE(decoded.error().message.find(c.message_part), std::string::npos)
+        << decoded.error().message;
+  }
+}
+
+// Lists with no count cap (register sets, page runs, cmdline) are held by the budget on what
+// the decoded records take: 3-byte "{}" register sets cost far more decoded than as text.
+TEST(MetadataCodec, RefusesDocumentsWhoseRecordsWouldTakeMoreThanTheBudget) {
+  const size_t count = kMaxDecodedDocumentBytes / (2 * sizeof(RegisterSet)) + 1;
+  const std::string json =
+      "{\"threads\": [{\"register_sets\": " + manyElements("{}", count) + "}]}";
+  ASSERT_LT(json.size(), size_t{16} << 20);
+  auto decoded = decodeMetadata(json);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.error().message.find("MiB (the limit per document)"), std::string::npos)
+      << decoded.error().message;
+  auto strings = decodeMetadata(
+      "{\"process\": {\"cmdline\": " +
+      manyElements("\"\"", kMaxDecodedDocumentBytes / (2 * sizeof(std::string)) + 1) + "}}");
+  ASSERT_FALSE(strings.ok());
+  EXPECT_NE(strings.error().message.find("limit per document"), std::string::npos);
 }
 
 } // namespace
