@@ -43,3 +43,6 @@ echo
 echo "== procsnap-analyze strings -n 10 --kind heap (first 20 of them)"
 "$analyze" strings "$archive" -n 10 --kind heap >"$work/strings.txt"
 head -n 20 "$work/strings.txt"
+echo
+echo "== procsnap-analyze backtrace (every thread, offline)"
+"$analyze" backtrace "$archive"
