@@ -447,5 +447,21 @@ TEST(MetadataCodec, RefusesDocumentsWhoseRecordsWouldTakeMoreThanTheBudget) {
   EXPECT_NE(strings.error().message.find("limit per document"), std::string::npos);
 }
 
+TEST(MetadataCodec, WarningsChargeTheirSizeAgainstTheBudget) {
+  // Warnings charge their size: 200 MiB of short strings pass the 160 MiB budget.
+  std::string document = "{\"warnings\":[";
+  const std::string item = "\"" + std::string(1000, 'w') + "\"";
+  for (int i = 0; i < 200 * 1024; ++i) {
+    if (i)
+      document += ",";
+    document += item;
+  }
+  document += "]}";
+  auto decoded = decodeMetadata(document);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.error().message.find("(the limit per document)"), std::string::npos)
+      << decoded.error().message;
+}
+
 } // namespace
 } // namespace procsnap
